@@ -1,0 +1,25 @@
+"""Names and defaults of the Voice Prompt integration."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+import logging
+from typing import Final
+
+DOMAIN: Final = "voice_prompt"
+LOGGER = logging.getLogger(__package__)
+
+CONF_BACKEND: Final = "backend"
+BACKEND_YEASTAR: Final = "yeastar"
+BACKEND_GRAPH: Final = "graph"
+
+DEFAULT_PORT: Final = 8088
+DEFAULT_VERIFY_SSL: Final = False  # Yeastar PBXs ship with a self-signed certificate
+# Well inside the PBX's 30-minute idle limit; the client only sends a heartbeat when idle.
+KEEPALIVE_INTERVAL: Final = timedelta(minutes=5)
+
+SERVICE_PLAY_PROMPT: Final = "play_prompt"
+ATTR_CONFIG_ENTRY_ID: Final = "config_entry_id"
+ATTR_PROMPT: Final = "prompt"
+ATTR_EXTENSION: Final = "extension"
+ATTR_AUTOANSWER: Final = "autoanswer"

@@ -1,0 +1,99 @@
+"""Shared fixtures: a fake Yeastar PBX over HTTPS on 127.0.0.1 and config entries for it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from pathlib import Path
+import ssl
+from typing import Any
+
+import aiohttp
+import pytest
+
+from custom_components.voice_prompt.const import BACKEND_YEASTAR, CONF_BACKEND, DOMAIN
+from homeassistant.const import (
+    CONF_HOST,
+    CONF_PASSWORD,
+    CONF_PORT,
+    CONF_USERNAME,
+    CONF_VERIFY_SSL,
+)
+from homeassistant.core import HomeAssistant
+
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from tests.fakes.tls import make_self_signed_cert, server_ssl_context
+from tests.fakes.yeastar import FakeYeastarPBX
+
+PASSWORD = "VoicePrompt-Demo1"
+SERIAL = "369364835218"
+
+
+@pytest.fixture(autouse=True)
+def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
+    """Let Home Assistant load custom_components/voice_prompt."""
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """One self-signed certificate for the whole run."""
+    return make_self_signed_cert(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def server_ssl(tls_files: tuple[Path, Path]) -> ssl.SSLContext:
+    """Server-side TLS context of the fake PBX."""
+    return server_ssl_context(*tls_files)
+
+
+@pytest.fixture
+async def pbx(server_ssl: ssl.SSLContext, socket_enabled: None) -> AsyncGenerator[FakeYeastarPBX]:
+    """A running fake Yeastar PBX on https://127.0.0.1:<free port>.
+
+    ``socket_enabled`` lifts the test plugin's socket ban; its 127.0.0.1-only rule stays.
+    """
+    fake = FakeYeastarPBX(password=PASSWORD, serial=SERIAL)
+    await fake.start(ssl_context=server_ssl)
+    yield fake
+    await fake.close()
+
+
+@pytest.fixture
+async def session() -> AsyncGenerator[aiohttp.ClientSession]:
+    """A plain aiohttp session for testing the API client on its own."""
+    async with aiohttp.ClientSession() as client_session:
+        yield client_session
+
+
+@pytest.fixture
+def entry_data(pbx: FakeYeastarPBX) -> dict[str, Any]:
+    """Entry data for the fake PBX with API credentials."""
+    return {
+        CONF_BACKEND: BACKEND_YEASTAR,
+        CONF_HOST: pbx.host,
+        CONF_PORT: pbx.port,
+        CONF_USERNAME: "api",
+        CONF_PASSWORD: PASSWORD,
+        CONF_VERIFY_SSL: False,
+    }
+
+
+@pytest.fixture
+def config_entry(hass: HomeAssistant, entry_data: dict[str, Any]) -> MockConfigEntry:
+    """A Yeastar entry for the fake PBX, added to hass but not set up."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title=f"Yeastar S100 ({entry_data[CONF_HOST]})",
+        unique_id=SERIAL,
+        data=entry_data,
+    )
+    entry.add_to_hass(hass)
+    return entry
+
+
+@pytest.fixture
+async def loaded_entry(hass: HomeAssistant, config_entry: MockConfigEntry) -> MockConfigEntry:
+    """The entry, set up against the fake PBX."""
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    return config_entry
+
