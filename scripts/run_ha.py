@@ -1,0 +1,422 @@
+"""Run a real Home Assistant with Voice Prompt, against the PBX simulator or a real PBX.
+
+``develop``: start the simulator (unless --pbx-host is given) and Home Assistant, print
+what to do next, and stop both on Ctrl-C.
+``demo``: the same, headless and one-shot: onboard a user over the HTTP API, add the PBX
+through the config-flow REST API, call ``voice_prompt.play_prompt`` over the websocket,
+print what happened, stop everything. Exit 0 on success, 1 with the reason otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+from dataclasses import dataclass
+import json
+import os
+from pathlib import Path
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+DOMAIN = "voice_prompt"
+CLIENT_ID = "http://127.0.0.1/"
+DEMO_USER = ("demo", "demo-password-123")
+SIM_USERNAME = "api"
+SIM_PASSWORD = "VoicePrompt-Demo1"
+
+CONFIGURATION_YAML = """\
+# Written by scripts/run_ha.py: a small Home Assistant that loads Voice Prompt.
+homeassistant:
+  name: Voice Prompt {mode}
+  latitude: 52.37
+  longitude: 4.89
+  elevation: 0
+  unit_system: metric
+  time_zone: UTC
+  country: NL
+  currency: EUR
+http:
+  server_host: 127.0.0.1
+  server_port: {port}
+frontend:
+config:
+logger:
+  default: warning
+  logs:
+    custom_components.voice_prompt: debug
+    homeassistant.setup: info
+"""
+
+
+class DemoError(Exception):
+    """A step of the demo failed; the message says which and why."""
+
+
+@dataclass
+class Pbx:
+    """Where the PBX is and how to log in."""
+
+    host: str
+    port: int
+    username: str
+    password: str
+    verify_ssl: bool
+
+
+def free_port() -> int:
+    """Ask the kernel for a free TCP port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def prepare_config(config_dir: Path, port: int, mode: str) -> None:
+    """Write configuration.yaml and link this repository's integration into it."""
+    components = config_dir / "custom_components"
+    components.mkdir(parents=True, exist_ok=True)
+    link = components / DOMAIN
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(ROOT / "custom_components" / DOMAIN, target_is_directory=True)
+    (config_dir / "configuration.yaml").write_text(
+        CONFIGURATION_YAML.format(port=port, mode=mode), encoding="utf-8"
+    )
+
+
+def start_simulator(port: int, log: Any) -> subprocess.Popen[bytes]:
+    """Start the fake Yeastar PBX (the one the tests use) as a program."""
+    return subprocess.Popen(
+        [sys.executable, "-u", "-m", "tests.fakes.yeastar", "--port", str(port)],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def start_home_assistant(config_dir: Path, log: Any) -> subprocess.Popen[bytes]:
+    """Start Home Assistant on the prepared config folder."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "homeassistant", "-c", str(config_dir)],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def stop(process: subprocess.Popen[bytes] | None, timeout: float = 30) -> None:
+    """Stop a child with SIGTERM, then SIGKILL if it lingers."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+async def wait_for_port(
+    port: int, process: subprocess.Popen[bytes], what: str, limit: float
+) -> None:
+    """Wait until something accepts connections on 127.0.0.1:port."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise DemoError(f"{what} exited with code {process.returncode} before it was ready")
+        with contextlib.suppress(OSError):
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            await writer.wait_closed()
+            return
+        await asyncio.sleep(0.3)
+    raise DemoError(f"{what} did not open port {port} within {limit:.0f} s")
+
+
+async def wait_for_home_assistant(
+    session: aiohttp.ClientSession, base: str, process: subprocess.Popen[bytes]
+) -> None:
+    """Wait until the HTTP API answers (onboarding is available before login)."""
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise DemoError(f"Home Assistant exited with code {process.returncode}")
+        with contextlib.suppress(aiohttp.ClientError):
+            async with session.get(f"{base}/api/onboarding") as response:
+                if response.status == 200:
+                    return
+        await asyncio.sleep(0.5)
+    raise DemoError("Home Assistant did not answer within 180 s")
+
+
+async def onboard(session: aiohttp.ClientSession, base: str) -> str:
+    """Create the demo owner through onboarding and return an access token."""
+    username, password = DEMO_USER
+    async with session.post(
+        f"{base}/api/onboarding/users",
+        json={
+            "client_id": CLIENT_ID,
+            "name": "Demo",
+            "username": username,
+            "password": password,
+            "language": "en",
+        },
+    ) as response:
+        if response.status != 200:
+            raise DemoError(
+                f"onboarding refused the user: HTTP {response.status} {await response.text()}"
+            )
+        auth_code = (await response.json())["auth_code"]
+    async with session.post(
+        f"{base}/auth/token",
+        data={"grant_type": "authorization_code", "code": auth_code, "client_id": CLIENT_ID},
+    ) as response:
+        if response.status != 200:
+            raise DemoError(f"token exchange failed: HTTP {response.status}")
+        token = str((await response.json())["access_token"])
+    headers = {"Authorization": f"Bearer {token}"}
+    for step, body in (
+        ("core_config", {}),
+        ("analytics", {}),
+        ("integration", {"client_id": CLIENT_ID, "redirect_uri": f"{CLIENT_ID}?auth_callback=1"}),
+    ):
+        async with session.post(
+            f"{base}/api/onboarding/{step}", json=body, headers=headers
+        ) as response:
+            if response.status != 200:
+                raise DemoError(f"onboarding step {step}: HTTP {response.status}")
+    return token
+
+
+async def add_pbx(
+    session: aiohttp.ClientSession, base: str, token: str, pbx: Pbx
+) -> dict[str, Any]:
+    """Walk the config flow over REST: menu → yeastar form → entry."""
+    headers = {"Authorization": f"Bearer {token}"}
+    flow_url = f"{base}/api/config/config_entries/flow"
+
+    async def post(url: str, body: dict[str, Any]) -> dict[str, Any]:
+        async with session.post(url, json=body, headers=headers) as response:
+            data: dict[str, Any] = await response.json()
+            if response.status != 200:
+                raise DemoError(f"config flow: HTTP {response.status} {data}")
+            return data
+
+    menu = await post(flow_url, {"handler": DOMAIN, "show_advanced_options": False})
+    show("config flow opened", {k: menu.get(k) for k in ("type", "step_id", "menu_options")})
+    form = await post(f"{flow_url}/{menu['flow_id']}", {"next_step_id": "yeastar"})
+    show("menu → yeastar", {k: form.get(k) for k in ("type", "step_id")})
+    result = await post(
+        f"{flow_url}/{menu['flow_id']}",
+        {
+            "host": pbx.host,
+            "port": pbx.port,
+            "username": pbx.username,
+            "password": pbx.password,
+            "verify_ssl": pbx.verify_ssl,
+        },
+    )
+    if result.get("type") != "create_entry":
+        raise DemoError(f"the flow did not create an entry: {result.get('errors') or result}")
+    entry = result["result"]
+    show(
+        "form submitted",
+        {
+            "type": result["type"],
+            "title": result["title"],
+            "entry_id": entry["entry_id"],
+            "state": entry.get("state"),
+        },
+    )
+    return dict(entry)
+
+
+async def play(
+    session: aiohttp.ClientSession,
+    base: str,
+    token: str,
+    entry_id: str,
+    extension: Any,
+    prompt: Any,
+) -> dict[str, Any]:
+    """Call voice_prompt.play_prompt over the websocket and return its response."""
+    async with session.ws_connect(f"{base}/api/websocket") as ws:
+        await ws.receive_json()
+        await ws.send_json({"type": "auth", "access_token": token})
+        auth = await ws.receive_json()
+        if auth.get("type") != "auth_ok":
+            raise DemoError(f"websocket auth failed: {auth}")
+        request = {
+            "id": 1,
+            "type": "call_service",
+            "domain": DOMAIN,
+            "service": "play_prompt",
+            "service_data": {"config_entry_id": entry_id, "extension": extension, "prompt": prompt},
+            "return_response": True,
+        }
+        show("websocket call_service", request)
+        await ws.send_json(request)
+        reply: dict[str, Any] = await ws.receive_json()
+    if not reply.get("success"):
+        raise DemoError(f"play_prompt failed: {reply.get('error')}")
+    return dict(reply["result"]["response"])
+
+
+def check_calls(response: dict[str, Any], expected: int) -> None:
+    """Every extension must have a call id."""
+    if len(response.get("calls", [])) != expected:
+        raise DemoError(f"expected {expected} call ids, got {response}")
+
+
+def show(title: str, data: Any) -> None:
+    """Print one transcript step."""
+    print(f"\n--- {title}")
+    print(json.dumps(data, indent=2, ensure_ascii=False) if not isinstance(data, str) else data)
+    sys.stdout.flush()
+
+
+def tail(path: Path, needle: str) -> list[str]:
+    """Lines of a log that contain ``needle``."""
+    return [
+        line.rstrip() for line in path.read_text(errors="replace").splitlines() if needle in line
+    ]
+
+
+async def run_demo(args: argparse.Namespace) -> int:
+    """Start everything, drive it like a user would, stop everything."""
+    started = time.monotonic()
+    work = Path(tempfile.mkdtemp(prefix="voice-prompt-demo-"))
+    config_dir = work / "config"
+    ha_port = args.ha_port or free_port()
+    sim_log_path, ha_log_path = work / "simulator.log", work / "home-assistant.log"
+    simulator = home_assistant = None
+    with sim_log_path.open("wb") as sim_log, ha_log_path.open("wb") as ha_log:
+        try:
+            if args.pbx_host:
+                pbx = Pbx(
+                    args.pbx_host,
+                    args.pbx_port,
+                    args.pbx_username,
+                    args.pbx_password,
+                    args.verify_ssl,
+                )
+            else:
+                sim_port = free_port()
+                simulator = start_simulator(sim_port, sim_log)
+                await wait_for_port(sim_port, simulator, "the PBX simulator", 30)
+                pbx = Pbx("127.0.0.1", sim_port, SIM_USERNAME, SIM_PASSWORD, False)
+                show(
+                    "PBX simulator",
+                    f"https://127.0.0.1:{sim_port} (self-signed), user {SIM_USERNAME}",
+                )
+            prepare_config(config_dir, ha_port, "demo")
+            home_assistant = start_home_assistant(config_dir, ha_log)
+            base = f"http://127.0.0.1:{ha_port}"
+            async with aiohttp.ClientSession() as session:
+                await wait_for_home_assistant(session, base, home_assistant)
+                show("Home Assistant", f"{base} answered after {time.monotonic() - started:.1f} s")
+                token = await onboard(session, base)
+                show("onboarding", f"user '{DEMO_USER[0]}' created, access token obtained")
+                entry = await add_pbx(session, base, token, pbx)
+                one = await play(
+                    session, base, token, entry["entry_id"], args.extension[0], "hello111+queue1"
+                )
+                show("response (one extension)", one)
+                many = await play(
+                    session, base, token, entry["entry_id"], args.extension, ["doorbell"]
+                )
+                show("response (a list of extensions)", many)
+                check_calls(one, 1)
+                check_calls(many, len(args.extension))
+            if simulator is not None:
+                show("what the PBX simulator received", "\n".join(tail(sim_log_path, "")[-12:]))
+            show("integration log (excerpt)", "\n".join(tail(ha_log_path, "voice_prompt")[-8:]))
+            print(f"\nDemo finished in {time.monotonic() - started:.1f} s: OK")
+            return 0
+        except DemoError as err:
+            print(f"\nDemo FAILED: {err}", file=sys.stderr)
+            print(f"Logs: {sim_log_path} {ha_log_path}", file=sys.stderr)
+            for line in ha_log_path.read_text(errors="replace").splitlines()[-30:]:
+                print(f"  ha| {line}", file=sys.stderr)
+            return 1
+        finally:
+            stop(home_assistant)
+            stop(simulator)
+
+
+def run_develop(args: argparse.Namespace) -> int:
+    """Run the simulator and Home Assistant in the foreground until Ctrl-C."""
+    config_dir = ROOT / "config"
+    prepare_config(config_dir, args.ha_port or 8123, "development")
+    simulator = None
+    if not args.pbx_host:
+        simulator = subprocess.Popen(
+            [sys.executable, "-u", "-m", "tests.fakes.yeastar", "--port", str(args.sim_port)],
+            cwd=ROOT,
+        )
+    home_assistant = subprocess.Popen(
+        [sys.executable, "-m", "homeassistant", "-c", str(config_dir)], cwd=ROOT
+    )
+    port = args.ha_port or 8123
+    print(
+        "\n"
+        f"Home Assistant is starting on http://127.0.0.1:{port} (config in {config_dir}).\n"
+        "  1. Open it, create your account.\n"
+        "  2. Settings → Devices & services → Add integration → Voice Prompt → Yeastar PBX.\n"
+        + (
+            f"  3. Host 127.0.0.1, port {args.sim_port}, username {SIM_USERNAME}, "
+            f"password {SIM_PASSWORD}, certificate check off.\n"
+            if simulator
+            else f"  3. Host {args.pbx_host}, port {args.pbx_port}, your API user and password.\n"
+        )
+        + "  4. Developer tools → Actions → voice_prompt.play_prompt.\n"
+        "Press Ctrl-C to stop everything.\n",
+        flush=True,
+    )
+    try:
+        home_assistant.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop(home_assistant)
+        stop(simulator)
+    return 0
+
+
+def main() -> int:
+    """Parse the command line and run the chosen mode."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("mode", choices=["develop", "demo"])
+    parser.add_argument(
+        "--ha-port",
+        type=int,
+        default=None,
+        help="Home Assistant port (develop: 8123, demo: a free one)",
+    )
+    parser.add_argument("--sim-port", type=int, default=8088, help="simulator port for develop")
+    parser.add_argument("--pbx-host", help="a real PBX: no simulator is started")
+    parser.add_argument("--pbx-port", type=int, default=8088)
+    parser.add_argument("--pbx-username", default=os.environ.get("PBX_USERNAME", "api"))
+    parser.add_argument("--pbx-password", default=os.environ.get("PBX_PASSWORD", ""))
+    parser.add_argument("--verify-ssl", action="store_true")
+    parser.add_argument(
+        "--extension", nargs="+", default=["1000", "1001", "1010"], help="demo: extensions to ring"
+    )
+    args = parser.parse_args()
+    if args.mode == "demo":
+        return asyncio.run(run_demo(args))
+    return run_develop(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
