@@ -8,7 +8,6 @@ import re
 from typing import Any
 
 import voluptuous as vol
-from yarl import URL
 
 from homeassistant.config_entries import ConfigFlow, ConfigFlowResult
 from homeassistant.const import (
@@ -42,7 +41,13 @@ from .const import (
 )
 from .models import create_yeastar_client
 
-_HOSTNAME = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*\.?", re.I)
+_HOSTNAME = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*", re.ASCII)
+# [scheme://][user@]host-or-[ipv6][:port][/path...]; ports are ASCII digits only.
+_ADDRESS = re.compile(
+    r"(?:[a-z][a-z0-9+.-]*://)?(?:[^@/\s]*@)?(?P<host>\[[0-9a-f:.]+\]|[^/:?#@\s\[\]]+)"
+    r"(?::(?P<port>[0-9]{1,5}))?(?:[/?#].*)?",
+    re.ASCII | re.IGNORECASE,
+)
 _PASSWORD = TextSelector(
     TextSelectorConfig(type=TextSelectorType.PASSWORD, autocomplete="current-password")
 )
@@ -68,35 +73,32 @@ RECONFIGURE_SCHEMA = CONNECTION_SCHEMA.extend(VERIFY_SCHEMA.schema)
 
 
 def normalize_host(value: str) -> tuple[str, int | None] | None:
-    """Accept a host name, an IP, or a pasted URL; return (host, port from URL).
+    """Accept a host name, an IP, or a pasted URL; return (host, port from the text).
 
     ``None`` means the text is not a usable address.
     """
     text = value.strip()
-    port: int | None = None
-    if "://" in text:
-        try:
-            url = URL(text)
-        except ValueError:
-            return None
-        if not url.host:
-            return None
-        text, port = url.host, url.explicit_port
-    else:
-        text = text.split("/", 1)[0]
-        if text.count(":") == 1:
-            text, _, port_text = text.partition(":")
-            if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-                return None
-            port = int(port_text)
-    text = text.strip("[]")
     try:
-        return str(ipaddress.ip_address(text)), port
+        # A bare IPv6 address has colons that are not a port separator.
+        return str(ipaddress.ip_address(text)), None
     except ValueError:
         pass
-    if len(text) > 253 or not _HOSTNAME.fullmatch(text):
+    match = _ADDRESS.fullmatch(text)
+    if match is None:
         return None
-    return text.lower().rstrip("."), port
+    host = match["host"].strip("[]")
+    port = int(match["port"]) if match["port"] else None
+    if port is not None and not 0 < port < 65536:
+        return None
+    try:
+        return str(ipaddress.ip_address(host)), port
+    except ValueError:
+        pass
+    host = host.lower().rstrip(".")
+    # A last label of digits only is a mistyped IPv4 address, not a host name.
+    if len(host) > 253 or not _HOSTNAME.fullmatch(host) or host.rsplit(".", 1)[-1].isdigit():
+        return None
+    return host, port
 
 
 class VoicePromptConfigFlow(ConfigFlow, domain=DOMAIN):
@@ -212,7 +214,10 @@ class VoicePromptConfigFlow(ConfigFlow, domain=DOMAIN):
         self, data: Mapping[str, Any]
     ) -> tuple[YeastarDeviceInfo | None, dict[str, str]]:
         """Log in once and read the device; one submit costs one login at most."""
-        client = create_yeastar_client(self.hass, data)
+        try:
+            client = create_yeastar_client(self.hass, data)
+        except ValueError:  # e.g. a blank username
+            return None, {"base": "invalid_auth"}
         try:
             return await client.async_validate(), {}
         except VoicePromptIPBlockedError:

@@ -627,7 +627,7 @@ class YeastarClient:
             raise VoicePromptConnectionError(_describe(err), host=self.host) from None
         try:
             data = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
             raise self._bad_reply("not JSON") from None
         if not isinstance(data, dict):
             raise self._bad_reply("not a JSON object")

@@ -1,0 +1,1112 @@
+"""Tests of the config flow: menu, Yeastar forms, reauth, reconfigure, strings.
+
+Every flow talks to a real fake Yeastar PBX (HTTPS on 127.0.0.1) over sockets; nothing is
+mocked at the HTTP level.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
+import hashlib
+import json
+from pathlib import Path
+import re
+import socket
+import ssl
+from typing import Any
+
+import aiohttp
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+import voluptuous as vol
+
+from custom_components.voice_prompt import config_flow
+from custom_components.voice_prompt.api import YeastarClient
+from custom_components.voice_prompt.config_flow import (
+    CREDENTIALS_SCHEMA,
+    RECONFIGURE_SCHEMA,
+    TOKEN_SCHEMA,
+    YEASTAR_SCHEMA,
+    YEASTAR_TOKEN_SCHEMA,
+    normalize_host,
+)
+from custom_components.voice_prompt.const import BACKEND_YEASTAR, CONF_BACKEND, DOMAIN
+from homeassistant.config_entries import (
+    SOURCE_REAUTH,
+    SOURCE_USER,
+    ConfigEntry,
+    ConfigEntryState,
+    ConfigFlowResult,
+)
+from homeassistant.const import (
+    CONF_HOST,
+    CONF_PASSWORD,
+    CONF_PORT,
+    CONF_TOKEN,
+    CONF_USERNAME,
+    CONF_VERIFY_SSL,
+)
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+from tests.conftest import PASSWORD, SERIAL
+from tests.fakes.yeastar import FakeYeastarPBX
+
+TRANSLATIONS = json.loads(
+    (Path(config_flow.__file__).parent / "translations" / "en.json").read_text(encoding="utf-8")
+)
+CONFIG_STRINGS: dict[str, Any] = TRANSLATIONS["config"]
+PASSWORD_MD5 = hashlib.md5(PASSWORD.encode(), usedforsecurity=False).hexdigest()
+NEW_PASSWORD = "VoicePrompt-Changed2"
+TITLE = "Yeastar S100 (127.0.0.1)"
+
+type PBXFactory = Callable[..., Awaitable[FakeYeastarPBX]]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+@pytest.fixture
+async def make_pbx(server_ssl: ssl.SSLContext, socket_enabled: None) -> AsyncGenerator[PBXFactory]:
+    """Start extra fake PBXs (another serial, another port); all closed at teardown."""
+    started: list[FakeYeastarPBX] = []
+
+    async def _start(**kwargs: Any) -> FakeYeastarPBX:
+        fake = FakeYeastarPBX(password=PASSWORD, **kwargs)
+        await fake.start(ssl_context=server_ssl)
+        started.append(fake)
+        return fake
+
+    yield _start
+    for fake in started:
+        await fake.close()
+
+
+@pytest.fixture
+def closed_port(socket_enabled: None) -> Generator[int]:
+    """A 127.0.0.1 port that refuses connections.
+
+    The socket is bound but never listens, so the kernel answers with a reset, and
+    nobody else can take the port while the test runs (unlike a closed fake's port).
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield int(sock.getsockname()[1])
+
+
+@pytest.fixture
+async def tolerate_tls_resets(hass: HomeAssistant) -> AsyncGenerator[None]:
+    """Let the fake's server side of a refused TLS handshake pass.
+
+    When the client refuses the self-signed certificate it drops the connection in the
+    handshake; asyncio reports that on the fake's (server) side through the loop's
+    exception handler, which the ``hass`` fixture turns into a test failure. Only that
+    report is dropped. Request this fixture before ``pbx`` so that it is removed only
+    after the fake has closed.
+    """
+    loop = asyncio.get_running_loop()
+    previous = loop.get_exception_handler()
+
+    def _handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if str(context.get("message", "")).startswith(
+            "Error on transport creation for incoming connection"
+        ) and isinstance(context.get("exception"), (ConnectionError, ssl.SSLError)):
+            return
+        if previous is None:
+            loop.default_exception_handler(context)
+        else:
+            previous(loop, context)
+
+    loop.set_exception_handler(_handler)
+    yield
+    loop.set_exception_handler(previous)
+
+
+def _user_input(pbx: FakeYeastarPBX, **changes: Any) -> dict[str, Any]:
+    return {
+        CONF_HOST: pbx.host,
+        CONF_PORT: pbx.port,
+        CONF_USERNAME: "api",
+        CONF_PASSWORD: PASSWORD,
+        CONF_VERIFY_SSL: False,
+    } | changes
+
+
+def _token_input(pbx: FakeYeastarPBX, token: str, **changes: Any) -> dict[str, Any]:
+    return {
+        CONF_HOST: pbx.host,
+        CONF_PORT: pbx.port,
+        CONF_TOKEN: token,
+        CONF_VERIFY_SSL: False,
+    } | changes
+
+
+async def _fresh_token(session: aiohttp.ClientSession, pbx: FakeYeastarPBX) -> str:
+    """Log in to the fake ourselves, like another application holding a token."""
+    async with session.post(
+        pbx.base_url + "login",
+        json={"username": "api", "password": PASSWORD_MD5, "port": "8260", "version": "1.0.2"},
+        ssl=False,
+    ) as response:
+        body = await response.json(content_type=None)
+    assert body["status"] == "Success"
+    token = body["token"]
+    assert isinstance(token, str)
+    return token
+
+
+def _state(entry: ConfigEntry[Any]) -> ConfigEntryState:
+    """Read the state through a call, so type checkers do not narrow it for good."""
+    return entry.state
+
+
+def _schema(result: ConfigFlowResult) -> dict[Any, Any]:
+    schema = result["data_schema"]
+    assert schema is not None
+    return dict(schema.schema)
+
+
+def _schema_keys(result: ConfigFlowResult) -> list[str]:
+    return [str(key) for key in _schema(result)]
+
+
+def _suggested(result: ConfigFlowResult) -> dict[str, Any]:
+    return {
+        str(key): key.description["suggested_value"]
+        for key in _schema(result)
+        if key.description and "suggested_value" in key.description
+    }
+
+
+def _assert_form(
+    result: ConfigFlowResult, step_id: str, errors: dict[str, str] | None = None
+) -> None:
+    """A form for step_id with exactly these errors, every string of it translated."""
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == step_id
+    assert result["errors"] == (errors or {})
+    strings = CONFIG_STRINGS["step"][step_id]
+    for key in _schema_keys(result):
+        assert key in strings["data"]
+        assert key in strings["data_description"]
+    for error in (errors or {}).values():
+        assert error in CONFIG_STRINGS["error"]
+
+
+def _assert_abort(result: ConfigFlowResult, reason: str) -> None:
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == reason
+    assert reason in CONFIG_STRINGS["abort"]
+
+
+async def _start(hass: HomeAssistant, step: str) -> ConfigFlowResult:
+    """Open the user menu and pick step."""
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    return await hass.config_entries.flow.async_configure(result["flow_id"], {"next_step_id": step})
+
+
+async def _submit(hass: HomeAssistant, flow_id: str, data: dict[str, Any]) -> ConfigFlowResult:
+    return await hass.config_entries.flow.async_configure(flow_id, data)
+
+
+def _assert_logged_out(pbx: FakeYeastarPBX, count: int = 1) -> None:
+    """The flow ended every session it opened: one logout per login token, none left."""
+    logouts = pbx.calls("logout")
+    assert len(logouts) == count
+    issued = {
+        r.reply["token"] for r in pbx.calls("login") if r.reply is not None and "token" in r.reply
+    }
+    assert {r.token for r in logouts} <= issued
+    for record in logouts:
+        assert record.token not in pbx.tokens
+
+
+# ---------------------------------------------------------------------- user menu
+
+
+async def test_user_step_is_a_menu(hass: HomeAssistant) -> None:
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+
+    assert result["type"] is FlowResultType.MENU
+    assert result["step_id"] == "user"
+    assert result["menu_options"] == ["yeastar", "yeastar_token", "graph"]
+    assert set(CONFIG_STRINGS["step"]["user"]["menu_options"]) == {
+        "yeastar",
+        "yeastar_token",
+        "graph",
+    }
+
+
+async def test_graph_is_not_available(hass: HomeAssistant) -> None:
+    result = await _start(hass, "graph")
+
+    _assert_abort(result, "graph_not_available")
+    assert hass.config_entries.async_entries(DOMAIN) == []
+
+
+async def test_yeastar_form_defaults(hass: HomeAssistant) -> None:
+    result = await _start(hass, "yeastar")
+
+    _assert_form(result, "yeastar")
+    assert _schema_keys(result) == [
+        CONF_HOST,
+        CONF_PORT,
+        CONF_USERNAME,
+        CONF_PASSWORD,
+        CONF_VERIFY_SSL,
+    ]
+    defaults = {
+        str(key): key.default() for key in _schema(result) if key.default is not vol.UNDEFINED
+    }
+    assert set(defaults) == {CONF_PORT, CONF_VERIFY_SSL}
+    assert defaults[CONF_PORT] == 8088
+    assert defaults[CONF_VERIFY_SSL] is False
+
+
+# -------------------------------------------------------------- yeastar: success
+
+
+async def test_yeastar_creates_entry(hass: HomeAssistant, pbx: FakeYeastarPBX) -> None:
+    result = await _start(hass, "yeastar")
+    result = await _submit(hass, result["flow_id"], _user_input(pbx))
+
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == TITLE
+    assert result["data"] == {
+        CONF_BACKEND: BACKEND_YEASTAR,
+        CONF_HOST: "127.0.0.1",
+        CONF_PORT: pbx.port,
+        CONF_USERNAME: "api",
+        CONF_PASSWORD: PASSWORD,
+        CONF_VERIFY_SSL: False,
+    }
+    entry = result["result"]
+    assert entry.unique_id == SERIAL
+    assert entry.title == TITLE
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+
+    # The flow logged in exactly once, with the MD5 of the password, never the plain
+    # one; the second login is the new entry's own setup.
+    assert pbx.logins == 2
+    flow_login, setup_login = pbx.calls("login")
+    for login in (flow_login, setup_login):
+        assert login.body["username"] == "api"
+        assert login.body["password"] == PASSWORD_MD5
+        assert PASSWORD not in json.dumps(login.body)
+        assert login.reply is not None
+    flow_token = flow_login.reply["token"]  # type: ignore[index]
+    assert pbx.calls("deviceinfo/query")[0].token == flow_token
+    # The flow closed its own session after the check (the entry keeps its own).
+    assert [r.token for r in pbx.calls("logout")] == [flow_token]
+    assert flow_token not in pbx.tokens
+    assert setup_login.reply["token"] in pbx.tokens  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("host_text", "port_field", "use_url_port"),
+    [
+        pytest.param(" https://127.0.0.1:{port}/ ", 1, True, id="pasted-url"),
+        pytest.param("127.0.0.1:{port}", 1, True, id="host-colon-port"),
+        pytest.param("127.0.0.1/admin", None, False, id="host-with-path"),
+        pytest.param("https://127.0.0.1", None, False, id="url-without-port"),
+    ],
+)
+async def test_yeastar_host_normalisation(
+    hass: HomeAssistant,
+    pbx: FakeYeastarPBX,
+    host_text: str,
+    port_field: int | None,
+    use_url_port: bool,
+) -> None:
+    result = await _start(hass, "yeastar")
+    user_input = _user_input(
+        pbx,
+        **{
+            CONF_HOST: host_text.format(port=pbx.port),
+            CONF_PORT: pbx.port if port_field is None else port_field,
+        },
+    )
+    result = await _submit(hass, result["flow_id"], user_input)
+
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"][CONF_HOST] == "127.0.0.1"
+    assert result["data"][CONF_PORT] == pbx.port
+    assert result["title"] == TITLE
+    assert pbx.logins == 2  # the flow's check, then the new entry's setup
+    if use_url_port:
+        assert user_input[CONF_PORT] != pbx.port  # the URL's port won over the field
+
+
+@pytest.mark.parametrize(
+    "bad_host",
+    [
+        "exa mple",
+        "-bad-",
+        "http://",
+        "a" * 300,
+        "127.0.0.1:99999",
+        "127.0.0.1:abc",
+        "https://127.0.0.1:99999/",
+        "https://[::1",
+        "",
+    ],
+)
+async def test_yeastar_invalid_host(
+    hass: HomeAssistant, pbx: FakeYeastarPBX, bad_host: str
+) -> None:
+    result = await _start(hass, "yeastar")
+    flow_id = result["flow_id"]
+
+    result = await _submit(hass, flow_id, _user_input(pbx, host=bad_host))
+
+    _assert_form(result, "yeastar", {CONF_HOST: "invalid_host"})
+    assert pbx.requests == []
+    # The form keeps what was typed, so the user can fix it.
+    assert _suggested(result)[CONF_HOST] == bad_host
+    assert _suggested(result)[CONF_PORT] == pbx.port
+
+    # The same flow still works after the error.
+    result = await _submit(hass, flow_id, _user_input(pbx))
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"][CONF_HOST] == "127.0.0.1"
+    assert pbx.logins == 2  # the flow's check, then the new entry's setup
+
+
+# --------------------------------------------------------------- yeastar: errors
+
+
+async def test_yeastar_wrong_password_one_login_per_submit(
+    hass: HomeAssistant, pbx: FakeYeastarPBX, caplog: pytest.LogCaptureFixture
+) -> None:
+    result = await _start(hass, "yeastar")
+    flow_id = result["flow_id"]
+
+    result = await _submit(hass, flow_id, _user_input(pbx, password="wrong-1"))
+    _assert_form(result, "yeastar", {"base": "invalid_auth"})
+    assert pbx.logins == 1
+    assert pbx.calls("deviceinfo/query") == []
+
+    result = await _submit(hass, flow_id, _user_input(pbx, password="wrong-2"))
+    _assert_form(result, "yeastar", {"base": "invalid_auth"})
+    assert pbx.logins == 2
+    assert pbx.calls("logout") == []  # no session was opened
+    assert pbx.failed_logins == {"127.0.0.1": 2}
+
+    result = await _submit(hass, flow_id, _user_input(pbx))
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"][CONF_PASSWORD] == PASSWORD
+    assert pbx.logins == 4  # two refused, the good one, the entry's setup
+    _assert_logged_out(pbx)
+    for secret in ("wrong-1", "wrong-2", PASSWORD, PASSWORD_MD5):
+        assert secret not in caplog.text
+
+
+def _block(pbx: FakeYeastarPBX) -> None:
+    pbx.block_ip()
+
+
+def _garbage(pbx: FakeYeastarPBX) -> None:
+    pbx.garbage = True
+
+
+def _http_500(pbx: FakeYeastarPBX) -> None:
+    pbx.http_status = 500
+
+
+def _drop(pbx: FakeYeastarPBX) -> None:
+    pbx.drop_connection = True
+
+
+def _login_without_token(pbx: FakeYeastarPBX) -> None:
+    pbx.reply_override["login"] = {"status": "Success"}
+
+
+def _deviceinfo_errno(pbx: FakeYeastarPBX) -> None:
+    pbx.fail_next["deviceinfo/query"] = ["30001"]
+
+
+def _deviceinfo_too_deep(pbx: FakeYeastarPBX) -> None:
+    # JSON nested past Python's recursion limit is a bad reply, not a crash.
+    pbx.reply_override["deviceinfo/query"] = "[" * 100_000 + "]" * 100_000
+
+
+def _heal(pbx: FakeYeastarPBX) -> None:
+    pbx.unblock_all()
+    pbx.garbage = False
+    pbx.http_status = None
+    pbx.drop_connection = False
+    pbx.reply_override.clear()
+    pbx.fail_next.clear()
+
+
+@pytest.mark.parametrize(
+    ("fault", "error", "logins", "logouts", "log_text"),
+    [
+        pytest.param(_block, "ip_blocked", 1, 0, None, id="ip-blocked"),
+        pytest.param(_garbage, "cannot_connect", 1, 0, None, id="garbage"),
+        pytest.param(_http_500, "cannot_connect", 1, 0, None, id="http-500"),
+        pytest.param(_drop, "cannot_connect", 1, 0, None, id="dropped"),
+        pytest.param(_login_without_token, "cannot_connect", 1, 0, None, id="no-token"),
+        pytest.param(_deviceinfo_errno, "unknown", 1, 1, "refused the check", id="pbx-errno"),
+        pytest.param(_deviceinfo_too_deep, "cannot_connect", 1, 1, None, id="too-deep"),
+    ],
+)
+async def test_yeastar_errors_then_recover(
+    hass: HomeAssistant,
+    pbx: FakeYeastarPBX,
+    caplog: pytest.LogCaptureFixture,
+    fault: Callable[[FakeYeastarPBX], None],
+    error: str,
+    logins: int,
+    logouts: int,
+    log_text: str | None,
+) -> None:
+    result = await _start(hass, "yeastar")
+    flow_id = result["flow_id"]
+    fault(pbx)
+
+    result = await _submit(hass, flow_id, _user_input(pbx))
+
+    _assert_form(result, "yeastar", {"base": error})
+    assert pbx.logins == logins
+    assert len(pbx.calls("logout")) == logouts
+    if logouts:
+        _assert_logged_out(pbx, logouts)
+    if log_text is not None:
+        assert log_text in caplog.text
+
+    _heal(pbx)
+    result = await _submit(hass, flow_id, _user_input(pbx))
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["result"].unique_id == SERIAL
+    assert pbx.logins == logins + 2  # the good check, then the entry's setup
+    _assert_logged_out(pbx, logouts + 1)
+    assert PASSWORD not in caplog.text
+    assert PASSWORD_MD5 not in caplog.text
+
+
+async def test_yeastar_ssl_error_then_recover(
+    hass: HomeAssistant, tolerate_tls_resets: None, pbx: FakeYeastarPBX
+) -> None:
+    result = await _start(hass, "yeastar")
+    flow_id = result["flow_id"]
+
+    # The fake's certificate is self-signed: verifying it must fail, before any request.
+    result = await _submit(hass, flow_id, _user_input(pbx, verify_ssl=True))
+    _assert_form(result, "yeastar", {"base": "ssl_error"})
+    assert pbx.requests == []
+    assert _suggested(result)[CONF_VERIFY_SSL] is True
+
+    result = await _submit(hass, flow_id, _user_input(pbx, verify_ssl=False))
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"][CONF_VERIFY_SSL] is False
+    assert pbx.logins == 2  # the flow's check, then the new entry's setup
+
+
+async def test_yeastar_connection_refused(
+    hass: HomeAssistant, pbx: FakeYeastarPBX, closed_port: int
+) -> None:
+    result = await _start(hass, "yeastar")
+    flow_id = result["flow_id"]
+
+    result = await _submit(hass, flow_id, _user_input(pbx, port=closed_port))
+    _assert_form(result, "yeastar", {"base": "cannot_connect"})
+    assert pbx.requests == []
+
+    result = await _submit(hass, flow_id, _user_input(pbx))
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"][CONF_PORT] == pbx.port
+
+
+async def test_yeastar_already_configured(hass: HomeAssistant, pbx: FakeYeastarPBX) -> None:
+    result = await _start(hass, "yeastar")
+    result = await _submit(hass, result["flow_id"], _user_input(pbx))
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    logins_before = pbx.logins
+
+    # The same PBX again, even through another spelling of its address.
+    result = await _start(hass, "yeastar")
+    result = await _submit(
+        hass, result["flow_id"], _user_input(pbx, host=f"https://127.0.0.1:{pbx.port}")
+    )
+
+    _assert_abort(result, "already_configured")
+    assert len(hass.config_entries.async_entries(DOMAIN)) == 1
+    # Checked once (that is how the serial is known), and the session closed again.
+    assert pbx.logins == logins_before + 1
+    last_login = pbx.calls("login")[-1]
+    assert last_login.reply is not None
+    assert pbx.calls("logout")[-1].token == last_login.reply["token"]
+
+
+async def test_yeastar_empty_username_is_an_error_not_a_crash(
+    hass: HomeAssistant, pbx: FakeYeastarPBX
+) -> None:
+    result = await _start(hass, "yeastar")
+    result = await _submit(hass, result["flow_id"], _user_input(pbx, username=""))
+
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"]
+    assert pbx.requests == []
+
+
+async def test_yeastar_unicode_digit_port_is_invalid_host(
+    hass: HomeAssistant, pbx: FakeYeastarPBX
+) -> None:
+    result = await _start(hass, "yeastar")
+    result = await _submit(hass, result["flow_id"], _user_input(pbx, host="127.0.0.1:²"))
+
+    _assert_form(result, "yeastar", {CONF_HOST: "invalid_host"})
+    assert pbx.requests == []
+
+
+# ------------------------------------------------------------------ yeastar_token
+
+
+async def test_yeastar_token_creates_entry(
+    hass: HomeAssistant, pbx: FakeYeastarPBX, session: aiohttp.ClientSession
+) -> None:
+    token = await _fresh_token(session, pbx)
+    assert pbx.logins == 1  # ours
+
+    result = await _start(hass, "yeastar_token")
+    _assert_form(result, "yeastar_token")
+    assert _schema_keys(result) == [CONF_HOST, CONF_PORT, CONF_TOKEN, CONF_VERIFY_SSL]
+
+    result = await _submit(
+        hass, result["flow_id"], _token_input(pbx, token, host=f"https://127.0.0.1:{pbx.port}")
+    )
+
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == TITLE
+    assert result["data"] == {
+        CONF_BACKEND: BACKEND_YEASTAR,
+        CONF_HOST: "127.0.0.1",
+        CONF_PORT: pbx.port,
+        CONF_TOKEN: token,
+        CONF_VERIFY_SSL: False,
+    }
+    assert CONF_PASSWORD not in result["data"]
+    assert result["result"].unique_id == SERIAL
+    await hass.async_block_till_done()
+    # The flow used the token as is: no login of its own, no logout of a token it does
+    # not own; the token still works for the application that holds it.
+    assert pbx.logins == 1
+    assert pbx.calls("logout") == []
+    assert pbx.calls("deviceinfo/query")[0].token == token
+    assert token in pbx.tokens
+
+
+async def test_yeastar_token_dead_token(
+    hass: HomeAssistant, pbx: FakeYeastarPBX, session: aiohttp.ClientSession
+) -> None:
+    result = await _start(hass, "yeastar_token")
+    flow_id = result["flow_id"]
+
+    result = await _submit(hass, flow_id, _token_input(pbx, "0" * 32))
+
+    _assert_form(result, "yeastar_token", {"base": "invalid_auth"})
+    assert pbx.logins == 0
+    assert [r.token for r in pbx.requests] == ["0" * 32]  # asked once, no retry
+
+    token = await _fresh_token(session, pbx)
+    result = await _submit(hass, flow_id, _token_input(pbx, token))
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"][CONF_TOKEN] == token
+    assert pbx.logins == 1  # still only ours
+    assert pbx.calls("logout") == []
+
+
+async def test_yeastar_token_invalid_host(hass: HomeAssistant, pbx: FakeYeastarPBX) -> None:
+    result = await _start(hass, "yeastar_token")
+    result = await _submit(hass, result["flow_id"], _token_input(pbx, "0" * 32, host="-bad-"))
+
+    _assert_form(result, "yeastar_token", {CONF_HOST: "invalid_host"})
+    assert pbx.requests == []
+
+
+# ------------------------------------------------------------------------- reauth
+
+
+async def test_reauth_after_failed_setup(
+    hass: HomeAssistant, pbx: FakeYeastarPBX, config_entry: MockConfigEntry
+) -> None:
+    pbx.password = NEW_PASSWORD
+    assert not await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert _state(config_entry) is ConfigEntryState.SETUP_ERROR
+    assert pbx.logins == 1
+
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert len(flows) == 1
+    assert flows[0]["context"]["source"] == SOURCE_REAUTH
+    assert flows[0]["step_id"] == "reauth_confirm"
+    flow_id = flows[0]["flow_id"]
+
+    result = await hass.config_entries.flow.async_configure(flow_id)
+    _assert_form(result, "reauth_confirm")
+    assert _schema_keys(result) == [CONF_USERNAME, CONF_PASSWORD]
+    assert result["description_placeholders"] == {"name": TITLE, "host": "127.0.0.1"}
+    assert _suggested(result) == {CONF_USERNAME: "api"}
+    assert pbx.logins == 1  # showing the form sends nothing
+
+    result = await _submit(hass, flow_id, {CONF_USERNAME: "api", CONF_PASSWORD: "still-wrong"})
+    _assert_form(result, "reauth_confirm", {"base": "invalid_auth"})
+    assert pbx.logins == 2
+    assert config_entry.data[CONF_PASSWORD] == PASSWORD
+
+    result = await _submit(hass, flow_id, {CONF_USERNAME: "api", CONF_PASSWORD: NEW_PASSWORD})
+    _assert_abort(result, "reauth_successful")
+    await hass.async_block_till_done()
+
+    assert config_entry.data == {
+        CONF_BACKEND: BACKEND_YEASTAR,
+        CONF_HOST: "127.0.0.1",
+        CONF_PORT: pbx.port,
+        CONF_USERNAME: "api",
+        CONF_PASSWORD: NEW_PASSWORD,
+        CONF_VERIFY_SSL: False,
+    }
+    # Reloaded with the new password: one login to check it, one by the setup.
+    assert config_entry.state is ConfigEntryState.LOADED
+    assert pbx.logins == 4
+    assert pbx.successful_logins == 2
+    assert hass.config_entries.flow.async_progress_by_handler(DOMAIN) == []
+
+
+async def test_reauth_started_directly(
+    hass: HomeAssistant, pbx: FakeYeastarPBX, config_entry: MockConfigEntry
+) -> None:
+    result = await config_entry.start_reauth_flow(hass)
+    _assert_form(result, "reauth_confirm")
+    assert result["description_placeholders"] == {"name": TITLE, "host": "127.0.0.1"}
+    assert pbx.requests == []
+
+    pbx.block_ip()
+    result = await _submit(hass, result["flow_id"], {CONF_USERNAME: "api", CONF_PASSWORD: PASSWORD})
+    _assert_form(result, "reauth_confirm", {"base": "ip_blocked"})
+    # What was typed comes back into the form.
+    assert _suggested(result)[CONF_USERNAME] == "api"
+
+    pbx.unblock_all()
+    pbx.password = NEW_PASSWORD
+    result = await _submit(
+        hass, result["flow_id"], {CONF_USERNAME: "api", CONF_PASSWORD: NEW_PASSWORD}
+    )
+    _assert_abort(result, "reauth_successful")
+    await hass.async_block_till_done()
+    assert config_entry.data[CONF_PASSWORD] == NEW_PASSWORD
+    assert config_entry.state is ConfigEntryState.LOADED
+
+
+async def test_reauth_wrong_device(
+    hass: HomeAssistant, pbx: FakeYeastarPBX, make_pbx: PBXFactory
+) -> None:
+    other = await make_pbx(serial="999")
+    data = {
+        CONF_BACKEND: BACKEND_YEASTAR,
+        CONF_HOST: other.host,
+        CONF_PORT: other.port,
+        CONF_USERNAME: "api",
+        CONF_PASSWORD: "old",
+        CONF_VERIFY_SSL: False,
+    }
+    entry = MockConfigEntry(domain=DOMAIN, title=TITLE, unique_id=SERIAL, data=data)
+    entry.add_to_hass(hass)
+
+    result = await entry.start_reauth_flow(hass)
+    result = await _submit(hass, result["flow_id"], {CONF_USERNAME: "api", CONF_PASSWORD: PASSWORD})
+
+    _assert_abort(result, "wrong_device")
+    assert entry.data == data
+    assert entry.state is ConfigEntryState.NOT_LOADED
+    assert other.logins == 1
+    _assert_logged_out(other)
+    assert pbx.requests == []
+
+
+async def test_reauth_token_entry(
+    hass: HomeAssistant, pbx: FakeYeastarPBX, session: aiohttp.ClientSession
+) -> None:
+    dead = "f" * 32
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title=TITLE,
+        unique_id=SERIAL,
+        data={
+            CONF_BACKEND: BACKEND_YEASTAR,
+            CONF_HOST: pbx.host,
+            CONF_PORT: pbx.port,
+            CONF_TOKEN: dead,
+            CONF_VERIFY_SSL: False,
+        },
+    )
+    entry.add_to_hass(hass)
+
+    result = await entry.start_reauth_flow(hass)
+    _assert_form(result, "reauth_confirm")
+    assert _schema_keys(result) == [CONF_TOKEN]
+    assert result["description_placeholders"] == {"name": TITLE, "host": "127.0.0.1"}
+    flow_id = result["flow_id"]
+
+    result = await _submit(hass, flow_id, {CONF_TOKEN: "e" * 32})
+    _assert_form(result, "reauth_confirm", {"base": "invalid_auth"})
+    assert pbx.logins == 0
+
+    token = await _fresh_token(session, pbx)
+    result = await _submit(hass, flow_id, {CONF_TOKEN: token})
+    _assert_abort(result, "reauth_successful")
+    await hass.async_block_till_done()
+
+    assert entry.data[CONF_TOKEN] == token
+    assert CONF_PASSWORD not in entry.data
+    assert CONF_USERNAME not in entry.data
+    assert entry.state is ConfigEntryState.LOADED
+    assert pbx.logins == 1  # only ours: token mode never logs in
+    assert pbx.calls("logout") == []
+
+
+async def test_reauth_empty_username_is_an_error_not_a_crash(
+    hass: HomeAssistant, pbx: FakeYeastarPBX, config_entry: MockConfigEntry
+) -> None:
+    result = await config_entry.start_reauth_flow(hass)
+    result = await _submit(hass, result["flow_id"], {CONF_USERNAME: "", CONF_PASSWORD: PASSWORD})
+
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"]
+
+
+# -------------------------------------------------------------------- reconfigure
+
+
+async def test_reconfigure_to_another_address(
+    hass: HomeAssistant, pbx: FakeYeastarPBX, loaded_entry: MockConfigEntry, make_pbx: PBXFactory
+) -> None:
+    moved = await make_pbx(serial=SERIAL, device_name="Yeastar S300")
+    first_logins = pbx.logins
+
+    result = await loaded_entry.start_reconfigure_flow(hass)
+    _assert_form(result, "reconfigure")
+    assert _schema_keys(result) == [CONF_HOST, CONF_PORT, CONF_VERIFY_SSL]
+    assert result["description_placeholders"] == {"name": TITLE}
+    assert _suggested(result) == {
+        CONF_HOST: "127.0.0.1",
+        CONF_PORT: pbx.port,
+        CONF_VERIFY_SSL: False,
+    }
+
+    result = await _submit(
+        hass,
+        result["flow_id"],
+        {
+            CONF_HOST: f" https://127.0.0.1:{moved.port}/ ",
+            CONF_PORT: pbx.port,
+            CONF_VERIFY_SSL: False,
+        },
+    )
+    _assert_abort(result, "reconfigure_successful")
+    await hass.async_block_till_done()
+
+    assert loaded_entry.data == {
+        CONF_BACKEND: BACKEND_YEASTAR,
+        CONF_HOST: "127.0.0.1",
+        CONF_PORT: moved.port,
+        CONF_USERNAME: "api",
+        CONF_PASSWORD: PASSWORD,
+        CONF_VERIFY_SSL: False,
+    }
+    assert loaded_entry.title == "Yeastar S300 (127.0.0.1)"
+    assert loaded_entry.unique_id == SERIAL
+    assert loaded_entry.state is ConfigEntryState.LOADED
+    # The old PBX saw no new login and got the unload's logout; the new one was
+    # checked (login, logout) and then used by the reloaded entry (login).
+    assert pbx.logins == first_logins
+    assert len(pbx.calls("logout")) == 1
+    assert moved.logins == 2
+    assert len(moved.calls("logout")) == 1
+    assert moved.calls("login")[0].body["password"] == PASSWORD_MD5
+
+
+async def test_reconfigure_wrong_device(
+    hass: HomeAssistant, pbx: FakeYeastarPBX, config_entry: MockConfigEntry, make_pbx: PBXFactory
+) -> None:
+    other = await make_pbx(serial="999")
+    data_before = dict(config_entry.data)
+
+    result = await config_entry.start_reconfigure_flow(hass)
+    result = await _submit(
+        hass,
+        result["flow_id"],
+        {CONF_HOST: "127.0.0.1", CONF_PORT: other.port, CONF_VERIFY_SSL: False},
+    )
+
+    _assert_abort(result, "wrong_device")
+    assert dict(config_entry.data) == data_before
+    assert config_entry.title == TITLE
+    assert other.logins == 1
+    _assert_logged_out(other)
+
+
+async def test_reconfigure_invalid_host_then_fix(
+    hass: HomeAssistant, pbx: FakeYeastarPBX, config_entry: MockConfigEntry
+) -> None:
+    result = await config_entry.start_reconfigure_flow(hass)
+    flow_id = result["flow_id"]
+
+    result = await _submit(
+        hass, flow_id, {CONF_HOST: "exa mple", CONF_PORT: pbx.port, CONF_VERIFY_SSL: False}
+    )
+    _assert_form(result, "reconfigure", {CONF_HOST: "invalid_host"})
+    assert pbx.requests == []
+    assert _suggested(result)[CONF_HOST] == "exa mple"  # typed text, not the entry's
+
+    result = await _submit(
+        hass, flow_id, {CONF_HOST: "127.0.0.1", CONF_PORT: pbx.port, CONF_VERIFY_SSL: False}
+    )
+    _assert_abort(result, "reconfigure_successful")
+    await hass.async_block_till_done()
+    assert config_entry.state is ConfigEntryState.LOADED
+
+
+async def test_reconfigure_cannot_connect(
+    hass: HomeAssistant, pbx: FakeYeastarPBX, config_entry: MockConfigEntry, closed_port: int
+) -> None:
+    result = await config_entry.start_reconfigure_flow(hass)
+    flow_id = result["flow_id"]
+
+    result = await _submit(
+        hass, flow_id, {CONF_HOST: "127.0.0.1", CONF_PORT: closed_port, CONF_VERIFY_SSL: False}
+    )
+    _assert_form(result, "reconfigure", {"base": "cannot_connect"})
+    assert config_entry.data[CONF_PORT] == pbx.port
+    assert pbx.requests == []
+
+    result = await _submit(
+        hass, flow_id, {CONF_HOST: "127.0.0.1", CONF_PORT: pbx.port, CONF_VERIFY_SSL: False}
+    )
+    _assert_abort(result, "reconfigure_successful")
+    await hass.async_block_till_done()
+    assert config_entry.state is ConfigEntryState.LOADED
+
+
+async def test_reconfigure_ssl_error(
+    hass: HomeAssistant,
+    tolerate_tls_resets: None,
+    pbx: FakeYeastarPBX,
+    config_entry: MockConfigEntry,
+) -> None:
+    result = await config_entry.start_reconfigure_flow(hass)
+
+    result = await _submit(
+        hass,
+        result["flow_id"],
+        {CONF_HOST: "127.0.0.1", CONF_PORT: pbx.port, CONF_VERIFY_SSL: True},
+    )
+
+    _assert_form(result, "reconfigure", {"base": "ssl_error"})
+    assert _suggested(result)[CONF_VERIFY_SSL] is True
+    assert config_entry.data[CONF_VERIFY_SSL] is False
+    assert pbx.requests == []
+
+
+# ------------------------------------------------------------------ normalize_host
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("192.168.5.150", ("192.168.5.150", None)),
+        (" 192.168.5.150 ", ("192.168.5.150", None)),
+        ("192.168.5.150:8089", ("192.168.5.150", 8089)),
+        ("192.168.5.150/api/v1.0.0/", ("192.168.5.150", None)),
+        ("https://192.168.5.150:8088/", ("192.168.5.150", 8088)),
+        ("https://192.168.5.150", ("192.168.5.150", None)),
+        ("https://user:secret@192.168.5.150:8443/x?y=1", ("192.168.5.150", 8443)),
+        ("[::1]", ("::1", None)),
+        ("::1", ("::1", None)),  # several colons: an IPv6 address, not host:port
+        ("2001:DB8::1", ("2001:db8::1", None)),
+        ("https://[::1]:8088/", ("::1", 8088)),
+        ("[127.0.0.1]", ("127.0.0.1", None)),
+        ("PBX.Example.COM", ("pbx.example.com", None)),
+        ("pbx.example.com.", ("pbx.example.com", None)),
+        ("https://PBX.Example.com:8088", ("pbx.example.com", 8088)),
+        ("pbx-1.local:65535", ("pbx-1.local", 65535)),
+        ("pbx:1", ("pbx", 1)),
+        ("a" * 63, ("a" * 63, None)),
+        (
+            ".".join(["a" * 63] * 3) + "." + "a" * 61,
+            (".".join(["a" * 63] * 3) + "." + "a" * 61, None),
+        ),
+    ],
+)
+def test_normalize_host_accepts(text: str, expected: tuple[str, int | None]) -> None:
+    assert normalize_host(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "   ",
+        "http://",
+        "https:///path",
+        "https://127.0.0.1:99999",
+        "https://[::1",
+        "https://exa mple/",
+        "exa mple",
+        "-bad-",
+        "bad-.example.com",
+        "host_name",
+        ".",
+        "a" * 64,
+        "a" * 300,
+        ".".join(["a" * 63] * 4),  # 255 characters
+        "127.0.0.1:99999",
+        "127.0.0.1:0",
+        "127.0.0.1:65536",
+        "127.0.0.1:abc",
+        "127.0.0.1:",
+        "127.0.0.1:+80",
+        "pbx..example.com",
+    ],
+)
+def test_normalize_host_refuses(text: str) -> None:
+    assert normalize_host(text) is None
+
+
+def test_normalize_host_bracketed_ipv6_with_port() -> None:
+    assert normalize_host("[::1]:8088") == ("::1", 8088)
+
+
+def test_normalize_host_superscript_port() -> None:
+    assert normalize_host("127.0.0.1:²") is None
+
+
+def test_normalize_host_url_port_zero() -> None:
+    assert normalize_host("https://127.0.0.1:0/") is None
+
+
+def test_normalize_host_mistyped_ipv4() -> None:
+    assert normalize_host("192.168.5.300") is None
+
+
+# ----------------------------------------------------------------------- strings
+
+
+def _flow_source_tree() -> ast.Module:
+    return ast.parse(Path(config_flow.__file__).read_text(encoding="utf-8"))
+
+
+def _produced_reasons() -> tuple[set[str], set[str]]:
+    """Errors and abort reasons config_flow.py can produce, read from its source."""
+    tree = _flow_source_tree()
+    errors: set[str] = set()
+    aborts: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Dict):
+            for key, value in zip(node.keys, node.values, strict=True):
+                is_error_key = (isinstance(key, ast.Constant) and key.value == "base") or (
+                    isinstance(key, ast.Name) and key.id == "CONF_HOST"
+                )
+                if (
+                    is_error_key
+                    and isinstance(value, ast.Constant)
+                    and isinstance(value.value, str)
+                ):
+                    errors.add(value.value)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            keywords = {k.arg: k.value for k in node.keywords}
+            reason = keywords.get("reason") or keywords.get("error")
+            if isinstance(reason, ast.Constant) and isinstance(reason.value, str):
+                aborts.add(reason.value)
+            elif node.func.attr == "_abort_if_unique_id_configured":
+                aborts.add("already_configured")
+            elif node.func.attr == "async_update_reload_and_abort":
+                aborts.update({"reauth_successful", "reconfigure_successful"})
+    return errors, aborts
+
+
+def test_translations_cover_every_form_field() -> None:
+    form_schemas = {
+        "yeastar": [YEASTAR_SCHEMA],
+        "yeastar_token": [YEASTAR_TOKEN_SCHEMA],
+        "reauth_confirm": [CREDENTIALS_SCHEMA, TOKEN_SCHEMA],
+        "reconfigure": [RECONFIGURE_SCHEMA],
+    }
+    # Every form step the flow shows is listed above.
+    tree = _flow_source_tree()
+    shown_steps: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if node.func.attr == "async_show_form":
+                step = next(k.value for k in node.keywords if k.arg == "step_id")
+                if isinstance(step, ast.Constant):
+                    shown_steps.add(step.value)
+            elif node.func.attr == "_async_step_new_pbx":
+                first = node.args[0]
+                assert isinstance(first, ast.Constant)
+                shown_steps.add(first.value)
+    assert shown_steps == set(form_schemas)
+
+    steps = CONFIG_STRINGS["step"]
+    for step_id, schemas in form_schemas.items():
+        fields = {str(key) for schema in schemas for key in schema.schema}
+        assert set(steps[step_id]["data"]) == fields, step_id
+        assert set(steps[step_id]["data_description"]) == fields, step_id
+        assert steps[step_id]["title"], step_id
+        assert all(steps[step_id]["data"].values()), step_id
+        assert all(steps[step_id]["data_description"].values()), step_id
+    assert set(steps["user"]["menu_options"]) == {"yeastar", "yeastar_token", "graph"}
+
+    # Placeholders in titles and descriptions are the ones the flow fills in (asserted
+    # on the live forms by the reauth and reconfigure tests).
+    provided = {"reauth_confirm": {"name", "host"}, "reconfigure": {"name"}}
+    for step_id, strings in steps.items():
+        used = set(
+            re.findall(r"\{(\w+)\}", strings.get("title", "") + strings.get("description", ""))
+        )
+        assert used == provided.get(step_id, set()), step_id
+
+
+def test_translations_cover_every_error_and_abort() -> None:
+    errors, aborts = _produced_reasons()
+    # The scan found what the design names (so it is not vacuous) ...
+    assert {"invalid_auth", "cannot_connect", "ssl_error", "ip_blocked", "unknown"} <= errors
+    assert "invalid_host" in errors
+    assert {
+        "already_configured",
+        "graph_not_available",
+        "reauth_successful",
+        "reconfigure_successful",
+        "wrong_device",
+    } <= aborts
+    # ... and every one has a user-visible string.
+    assert errors <= set(CONFIG_STRINGS["error"])
+    assert aborts <= set(CONFIG_STRINGS["abort"])
+    assert all(CONFIG_STRINGS["error"].values())
+    assert all(CONFIG_STRINGS["abort"].values())
+
+
+async def test_yeastar_unexpected_exception_is_unknown(
+    hass: HomeAssistant,
+    pbx: FakeYeastarPBX,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The flow's last resort: a bug outside the client's error tree shows "unknown".
+
+    No HTTP path produces a non-client exception any more, so the client's method
+    itself is replaced for this one branch.
+    """
+
+    async def explode(self: YeastarClient) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(YeastarClient, "async_validate", explode)
+    result = await _start(hass, "yeastar")
+    result = await _submit(hass, result["flow_id"], _user_input(pbx))
+    _assert_form(result, "yeastar", {"base": "unknown"})
+    assert "Unexpected error" in caplog.text
