@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from homeassistant.const import CONF_HOST, CONF_PORT
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv, device_registry as dr
@@ -48,7 +47,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: VoicePromptConfigEntry) 
         serial_number=device.serial,
         sw_version=device.firmware_version,
         hw_version=device.hardware_version,
-        configuration_url=f"https://{entry.data[CONF_HOST]}:{entry.data[CONF_PORT]}",
+        configuration_url=client.web_url,
     )
     entry.runtime_data = VoicePromptData(client=client, device=device)
 

@@ -96,8 +96,7 @@ async def _play_yeastar(
 
     failures = result.failures
     if failures and not result.calls:
-        if len(failures) == 1:
-            raise translate_error(hass, entry, failures[0][1]) from failures[0][1]
+        # A single extension raised above already; this is a broadcast that all failed.
         for _, failure in failures:
             if failure.needs_new_credentials:
                 raise translate_error(hass, entry, failure) from failure

@@ -369,6 +369,11 @@ class YeastarClient:
         )
 
     @property
+    def web_url(self) -> str:
+        """The PBX's web interface (it shares the API's HTTPS port)."""
+        return f"https://{_url_host(self.host)}:{self.port}"
+
+    @property
     def uses_token(self) -> bool:
         """Whether the client works with a user-supplied token (no login)."""
         return self._password_md5 is None
@@ -465,10 +470,9 @@ class YeastarClient:
             return False
         if time.monotonic() - self._last_used < KEEPALIVE_AFTER_IDLE:
             return False
-        await self._request(
-            "heartbeat",
-            {"ipaddr": self._local_ip or self.host, "port": self._report_port},
-        )
+        if self._local_ip is None:
+            self._local_ip = await _local_address(self.host, self.port)
+        await self._request("heartbeat", {"ipaddr": self._local_ip, "port": self._report_port})
         self.stats.heartbeats += 1
         return True
 
@@ -491,7 +495,10 @@ class YeastarClient:
             "verify_ssl": self.verify_ssl,
             "mode": "token" if self.uses_token else "credentials",
             "logged_in": self._token is not None,
-            "token_age_seconds": round(now - self._token_since, 1) if self._token else None,
+            # Unknown for a token given by the user: it was issued before we saw it.
+            "token_age_seconds": (
+                round(now - self._token_since, 1) if self._token and self._token_since else None
+            ),
             "idle_seconds": round(now - self._last_used, 1) if self._last_used else None,
             "auth_failed": self._auth_failed_code is not None,
             "blocked_for_seconds": max(0.0, round(self._blocked_until - now, 1)),
@@ -612,8 +619,6 @@ class YeastarClient:
                 ssl=self._ssl,
                 timeout=client_timeout or self._timeout,
             ) as response:
-                if self._local_ip is None and response.connection is not None:
-                    self._local_ip = _local_ip(response.connection)
                 if response.status != 200:
                     raise self._bad_reply(f"HTTP status {response.status}")
                 raw = await response.read()
@@ -654,10 +659,23 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
-def _local_ip(connection: aiohttp.connector.Connection) -> str | None:
-    transport = connection.transport
-    sockname = transport.get_extra_info("sockname") if transport else None
-    return str(sockname[0]) if sockname else None
+async def _local_address(host: str, port: int) -> str:
+    """The address this machine uses to reach ``host``, without sending anything.
+
+    Connecting a UDP socket only picks the route; the PBX is told this address in
+    heartbeats (it is where it would send event reports).
+    """
+    loop = asyncio.get_running_loop()
+    try:
+        transport, _ = await loop.create_datagram_endpoint(
+            asyncio.DatagramProtocol, remote_addr=(host, port)
+        )
+    except OSError:
+        return "0.0.0.0"  # noqa: S104 - "unknown"; only names a report target
+    try:
+        return str(transport.get_extra_info("sockname")[0])
+    finally:
+        transport.close()
 
 
 def _describe(err: aiohttp.ClientError) -> str:
