@@ -26,6 +26,9 @@ from custom_components.voice_prompt import config_flow
 from custom_components.voice_prompt.api import YeastarClient
 from custom_components.voice_prompt.config_flow import (
     CREDENTIALS_SCHEMA,
+    GRAPH_OPTIONS_SCHEMA,
+    GRAPH_SCHEMA,
+    GRAPH_SECRET_SCHEMA,
     RECONFIGURE_SCHEMA,
     TOKEN_SCHEMA,
     YEASTAR_SCHEMA,
@@ -238,10 +241,11 @@ async def test_user_step_is_a_menu(hass: HomeAssistant) -> None:
     }
 
 
-async def test_graph_is_not_available(hass: HomeAssistant) -> None:
+async def test_graph_menu_option_opens_the_graph_form(hass: HomeAssistant) -> None:
     result = await _start(hass, "graph")
 
-    _assert_abort(result, "graph_not_available")
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "graph"
     assert hass.config_entries.async_entries(DOMAIN) == []
 
 
@@ -649,7 +653,7 @@ async def test_reauth_after_failed_setup(
     result = await hass.config_entries.flow.async_configure(flow_id)
     _assert_form(result, "reauth_confirm")
     assert _schema_keys(result) == [CONF_USERNAME, CONF_PASSWORD]
-    assert result["description_placeholders"] == {"name": TITLE, "host": "127.0.0.1"}
+    assert result["description_placeholders"] == {"name": TITLE}
     assert _suggested(result) == {CONF_USERNAME: "api"}
     assert pbx.logins == 1  # showing the form sends nothing
 
@@ -682,7 +686,7 @@ async def test_reauth_started_directly(
 ) -> None:
     result = await config_entry.start_reauth_flow(hass)
     _assert_form(result, "reauth_confirm")
-    assert result["description_placeholders"] == {"name": TITLE, "host": "127.0.0.1"}
+    assert result["description_placeholders"] == {"name": TITLE}
     assert pbx.requests == []
 
     pbx.block_ip()
@@ -749,7 +753,7 @@ async def test_reauth_token_entry(
     result = await entry.start_reauth_flow(hass)
     _assert_form(result, "reauth_confirm")
     assert _schema_keys(result) == [CONF_TOKEN]
-    assert result["description_placeholders"] == {"name": TITLE, "host": "127.0.0.1"}
+    assert result["description_placeholders"] == {"name": TITLE}
     flow_id = result["flow_id"]
 
     result = await _submit(hass, flow_id, {CONF_TOKEN: "e" * 32})
@@ -1033,9 +1037,13 @@ def test_translations_cover_every_form_field() -> None:
     form_schemas = {
         "yeastar": [YEASTAR_SCHEMA],
         "yeastar_token": [YEASTAR_TOKEN_SCHEMA],
-        "reauth_confirm": [CREDENTIALS_SCHEMA, TOKEN_SCHEMA],
+        "reauth_confirm": [CREDENTIALS_SCHEMA, TOKEN_SCHEMA, GRAPH_SECRET_SCHEMA],
         "reconfigure": [RECONFIGURE_SCHEMA],
+        "graph": [GRAPH_SCHEMA],
+        "reconfigure_graph": [GRAPH_SCHEMA],
     }
+    # The options flow's one step is checked against the "options" strings.
+    options_step = "init"
     # Every form step the flow shows is listed above.
     tree = _flow_source_tree()
     shown_steps: set[str] = set()
@@ -1043,13 +1051,18 @@ def test_translations_cover_every_form_field() -> None:
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
             if node.func.attr == "async_show_form":
                 step = next(k.value for k in node.keywords if k.arg == "step_id")
-                if isinstance(step, ast.Constant):
-                    shown_steps.add(step.value)
+                # A step id may be a literal or "a" if ... else "b".
+                options = [step.body, step.orelse] if isinstance(step, ast.IfExp) else [step]
+                shown_steps.update(o.value for o in options if isinstance(o, ast.Constant))
             elif node.func.attr == "_async_step_new_pbx":
                 first = node.args[0]
                 assert isinstance(first, ast.Constant)
                 shown_steps.add(first.value)
-    assert shown_steps == set(form_schemas)
+    assert shown_steps == set(form_schemas) | {options_step}
+    option_strings = TRANSLATIONS["options"]["step"]
+    option_fields = {str(key) for key in GRAPH_OPTIONS_SCHEMA.schema}
+    assert set(option_strings[options_step]["data"]) == option_fields
+    assert set(option_strings[options_step]["data_description"]) == option_fields
 
     steps = CONFIG_STRINGS["step"]
     for step_id, schemas in form_schemas.items():
@@ -1063,7 +1076,11 @@ def test_translations_cover_every_form_field() -> None:
 
     # Placeholders in titles and descriptions are the ones the flow fills in (asserted
     # on the live forms by the reauth and reconfigure tests).
-    provided = {"reauth_confirm": {"name", "host"}, "reconfigure": {"name"}}
+    provided = {
+        "reauth_confirm": {"name"},
+        "reconfigure": {"name"},
+        "reconfigure_graph": {"name"},
+    }
     for step_id, strings in steps.items():
         used = set(
             re.findall(r"\{(\w+)\}", strings.get("title", "") + strings.get("description", ""))
@@ -1078,12 +1095,13 @@ def test_translations_cover_every_error_and_abort() -> None:
     assert "invalid_host" in errors
     assert {
         "already_configured",
-        "graph_not_available",
         "reauth_successful",
         "reconfigure_successful",
         "wrong_device",
     } <= aborts
     # ... and every one has a user-visible string.
+    # Graph's AADSTS answers name their own form errors (config_flow._GRAPH_AUTH_ERRORS).
+    errors |= config_flow._GRAPH_AUTH_ERRORS
     assert errors <= set(CONFIG_STRINGS["error"])
     assert aborts <= set(CONFIG_STRINGS["abort"])
     assert all(CONFIG_STRINGS["error"].values())

@@ -16,6 +16,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 import voluptuous as vol
 
+from custom_components.voice_prompt import backend_graph, backend_yeastar
 from custom_components.voice_prompt.api import (
     VoicePromptConnectionError,
     VoicePromptError,
@@ -535,8 +536,7 @@ async def test_invalid_input_sends_nothing(
         {"extension": None, "prompt": "doorbell"},
         {"extension": "1000"},
         {"extension": "1000", "prompt": "doorbell", "autoanswer": "maybe"},
-        {"extension": "1000", "prompt": "doorbell", "call_id": "abc"},
-        {"extension": "1000", "prompt": "doorbell", "loop": True},
+        {"extension": "1000", "prompt": "doorbell", "unknown_field": "abc"},
     ],
 )
 async def test_schema_rejects(
@@ -547,6 +547,35 @@ async def test_schema_rejects(
     with pytest.raises(vol.Invalid):
         await _play(hass, loaded_entry, **data)
 
+    assert pbx.calls(PLAYPROMPT) == []
+    assert len(pbx.requests) == before
+
+
+@pytest.mark.parametrize(
+    ("data", "fields"),
+    [
+        ({"extension": "1000", "prompt": "doorbell", "call_id": "abc"}, "call_id"),
+        ({"extension": "1000", "prompt": "doorbell", "loop": True}, "loop"),
+        (
+            {"extension": "1000", "prompt": "doorbell", "target": "+3120", "hang_up": False},
+            "hang_up, target",
+        ),
+    ],
+)
+async def test_other_backends_fields_are_refused(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    pbx: FakeYeastarPBX,
+    data: dict[str, Any],
+    fields: str,
+) -> None:
+    """Teams-only fields on a PBX entry are named in a validation error, nothing is sent."""
+    before = len(pbx.requests)
+    with pytest.raises(ServiceValidationError) as exc_info:
+        await _play(hass, loaded_entry, **data)
+
+    assert exc_info.value.translation_key == "fields_not_supported"
+    assert exc_info.value.translation_placeholders["fields"] == fields
     assert pbx.calls(PLAYPROMPT) == []
     assert len(pbx.requests) == before
 
@@ -828,6 +857,14 @@ def _literal_keys(module: ModuleType) -> dict[str, set[str]]:
         if not isinstance(node, ast.Call):
             continue
         kwargs = {kw.arg: kw.value for kw in node.keywords if kw.arg}
+        if (
+            isinstance(node.func, ast.Name)
+            and node.func.id == "_validation"
+            and isinstance(node.args[0], ast.Constant)
+        ):
+            # backend_graph._validation(key, entry) passes {"entry": ...}.
+            keys[node.args[0].value] = {"entry"}
+            continue
         key = kwargs.get("translation_key")
         if not (isinstance(key, ast.Constant) and isinstance(key.value, str)):
             continue
@@ -841,12 +878,18 @@ def _literal_keys(module: ModuleType) -> dict[str, set[str]]:
 
 def _service_keys() -> dict[str, set[str]]:
     """Keys raised by services.py itself, with the placeholders it passes."""
-    keys = _literal_keys(services_module)
+    keys: dict[str, set[str]] = {}
+    for module in (services_module, backend_yeastar, backend_graph):
+        keys.update(_literal_keys(module))
     assert set(keys) >= {
         "entry_not_found",
         "entry_not_loaded",
         "extension_required",
         "all_extensions_failed",
+        "fields_not_supported",
+        "call_or_target",
+        "external_url_required",
+        "prompt_failed",
     }
     return keys
 

@@ -1,23 +1,28 @@
-"""Config flow: a menu of backends, the Yeastar forms, reauth and reconfigure."""
+"""Config flow: a menu of backends, their forms, reauth, reconfigure and options."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 import ipaddress
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 import voluptuous as vol
 
-from homeassistant.config_entries import ConfigFlow, ConfigFlowResult
+from homeassistant.components import webhook
+from homeassistant.config_entries import ConfigEntry, ConfigFlow, ConfigFlowResult, OptionsFlow
 from homeassistant.const import (
+    CONF_CLIENT_ID,
+    CONF_CLIENT_SECRET,
     CONF_HOST,
     CONF_PASSWORD,
     CONF_PORT,
     CONF_TOKEN,
     CONF_USERNAME,
     CONF_VERIFY_SSL,
+    CONF_WEBHOOK_ID,
 )
+from homeassistant.core import callback
 import homeassistant.helpers.config_validation as cv
 from homeassistant.helpers.selector import TextSelector, TextSelectorConfig, TextSelectorType
 
@@ -28,18 +33,21 @@ from .api import (
     VoicePromptIPBlockedError,
     VoicePromptResponseError,
     VoicePromptSSLError,
-    YeastarDeviceInfo,
 )
 from .const import (
     BACKEND_GRAPH,
     BACKEND_YEASTAR,
+    CONF_APPLICATION_INSTANCE_ID,
     CONF_BACKEND,
+    CONF_HANG_UP,
+    CONF_TENANT_ID,
+    DEFAULT_HANG_UP,
     DEFAULT_PORT,
     DEFAULT_VERIFY_SSL,
     DOMAIN,
     LOGGER,
 )
-from .models import create_yeastar_client
+from .models import create_graph_client, create_yeastar_client
 
 _HOSTNAME = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*", re.ASCII)
 # [scheme://][user@]host-or-[ipv6][:port][/path...]; ports are ASCII digits only.
@@ -70,6 +78,26 @@ TOKEN_SCHEMA = vol.Schema({vol.Required(CONF_TOKEN): _PASSWORD})
 YEASTAR_SCHEMA = CONNECTION_SCHEMA.extend(CREDENTIALS_SCHEMA.schema).extend(VERIFY_SCHEMA.schema)
 YEASTAR_TOKEN_SCHEMA = CONNECTION_SCHEMA.extend(TOKEN_SCHEMA.schema).extend(VERIFY_SCHEMA.schema)
 RECONFIGURE_SCHEMA = CONNECTION_SCHEMA.extend(VERIFY_SCHEMA.schema)
+
+GRAPH_SECRET_SCHEMA = vol.Schema({vol.Required(CONF_CLIENT_SECRET): _PASSWORD})
+GRAPH_SCHEMA = vol.Schema(
+    {vol.Required(CONF_TENANT_ID): str, vol.Required(CONF_CLIENT_ID): str}
+).extend(GRAPH_SECRET_SCHEMA.schema)
+GRAPH_OPTIONS_SCHEMA = vol.Schema(
+    {
+        vol.Optional(CONF_APPLICATION_INSTANCE_ID): str,
+        vol.Required(CONF_HANG_UP, default=DEFAULT_HANG_UP): bool,
+    }
+)
+# AADSTS answers that have a form error of their own.
+_GRAPH_AUTH_ERRORS = {"tenant_not_found", "secret_expired"}
+
+
+class _Identity(NamedTuple):
+    """Who answered the check: the entry's unique id and title."""
+
+    unique_id: str
+    title: str
 
 
 def normalize_host(value: str) -> tuple[str, int | None] | None:
@@ -106,15 +134,23 @@ class VoicePromptConfigFlow(ConfigFlow, domain=DOMAIN):
 
     VERSION = 1
 
+    @staticmethod
+    @callback
+    def async_get_options_flow(config_entry: ConfigEntry) -> VoicePromptOptionsFlow:
+        """Options exist for Microsoft Teams entries."""
+        return VoicePromptOptionsFlow()
+
+    @classmethod
+    @callback
+    def async_supports_options_flow(cls, config_entry: ConfigEntry) -> bool:
+        """Only Microsoft Teams entries have options."""
+        return bool(config_entry.data.get(CONF_BACKEND) == BACKEND_GRAPH)
+
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Let the user pick the kind of phone system."""
         return self.async_show_menu(
             step_id="user", menu_options=[BACKEND_YEASTAR, "yeastar_token", BACKEND_GRAPH]
         )
-
-    async def async_step_graph(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """Microsoft Teams calls are not available yet."""
-        return self.async_abort(reason="graph_not_available")
 
     async def async_step_yeastar(
         self, user_input: dict[str, Any] | None = None
@@ -128,57 +164,88 @@ class VoicePromptConfigFlow(ConfigFlow, domain=DOMAIN):
         """Yeastar PBX with an API token obtained elsewhere."""
         return await self._async_step_new_pbx("yeastar_token", YEASTAR_TOKEN_SCHEMA, user_input)
 
+    async def async_step_graph(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Microsoft Teams through an Entra ID app registered as a calling bot."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data = {**_stripped(user_input), CONF_BACKEND: BACKEND_GRAPH}
+            identity, errors = await self._async_check(data)
+            if identity is not None:
+                await self.async_set_unique_id(identity.unique_id)
+                self._abort_if_unique_id_configured()
+                data[CONF_WEBHOOK_ID] = webhook.async_generate_id()
+                return self.async_create_entry(title=identity.title, data=data)
+        return self.async_show_form(
+            step_id="graph",
+            data_schema=self.add_suggested_values_to_schema(GRAPH_SCHEMA, user_input),
+            errors=errors,
+        )
+
     async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
-        """The PBX refused the stored credentials."""
+        """The PBX or Microsoft refused the stored credentials."""
         return await self.async_step_reauth_confirm()
 
     async def async_step_reauth_confirm(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        """Ask for a new password (or token) and check it before saving."""
+        """Ask for a new password, token or client secret; check it before saving."""
         entry = self._get_reauth_entry()
-        schema = TOKEN_SCHEMA if CONF_TOKEN in entry.data else CREDENTIALS_SCHEMA
+        if entry.data[CONF_BACKEND] == BACKEND_GRAPH:
+            schema = GRAPH_SECRET_SCHEMA
+        else:
+            schema = TOKEN_SCHEMA if CONF_TOKEN in entry.data else CREDENTIALS_SCHEMA
         errors: dict[str, str] = {}
         if user_input is not None:
-            info, errors = await self._async_validate({**entry.data, **user_input})
-            if info is not None:
-                await self.async_set_unique_id(info.serial)
+            changes = _stripped(user_input)
+            identity, errors = await self._async_check({**entry.data, **changes})
+            if identity is not None:
+                await self.async_set_unique_id(identity.unique_id)
                 self._abort_if_unique_id_mismatch(reason="wrong_device")
-                return self.async_update_reload_and_abort(entry, data_updates=user_input)
+                return self.async_update_reload_and_abort(entry, data_updates=changes)
         suggested = {CONF_USERNAME: entry.data.get(CONF_USERNAME), **(user_input or {})}
         return self.async_show_form(
             step_id="reauth_confirm",
             data_schema=self.add_suggested_values_to_schema(schema, suggested),
             errors=errors,
-            description_placeholders={"name": entry.title, "host": entry.data[CONF_HOST]},
+            description_placeholders={"name": entry.title},
         )
 
     async def async_step_reconfigure(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        """Change the address or certificate check of a configured PBX."""
+        """Change the address of a PBX, or the app credentials of a Teams entry."""
         entry = self._get_reconfigure_entry()
+        graph = entry.data[CONF_BACKEND] == BACKEND_GRAPH
         errors: dict[str, str] = {}
         if user_input is not None:
-            changes, errors = self._clean_address(user_input)
+            if graph:
+                changes = _stripped(user_input)
+            else:
+                changes, errors = self._clean_address(user_input)
             if not errors:
-                info, errors = await self._async_validate({**entry.data, **changes})
-                if info is not None:
-                    await self.async_set_unique_id(info.serial)
+                identity, errors = await self._async_check({**entry.data, **changes})
+                if identity is not None:
+                    await self.async_set_unique_id(identity.unique_id)
                     self._abort_if_unique_id_mismatch(reason="wrong_device")
                     return self.async_update_reload_and_abort(
-                        entry,
-                        title=_title(info, changes[CONF_HOST]),
-                        data_updates=changes,
+                        entry, title=identity.title, data_updates=changes
                     )
+        suggested = dict(user_input or entry.data)
+        suggested.pop(CONF_CLIENT_SECRET, None)
         return self.async_show_form(
-            step_id="reconfigure",
+            step_id="reconfigure_graph" if graph else "reconfigure",
             data_schema=self.add_suggested_values_to_schema(
-                RECONFIGURE_SCHEMA, user_input or entry.data
+                GRAPH_SCHEMA if graph else RECONFIGURE_SCHEMA, suggested
             ),
             errors=errors,
             description_placeholders={"name": entry.title},
         )
+
+    async def async_step_reconfigure_graph(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """The Teams variant of the reconfigure form submits here."""
+        return await self.async_step_reconfigure(user_input)
 
     async def _async_step_new_pbx(
         self, step_id: str, schema: vol.Schema, user_input: dict[str, Any] | None
@@ -188,11 +255,11 @@ class VoicePromptConfigFlow(ConfigFlow, domain=DOMAIN):
             data, errors = self._clean_address(user_input)
             if not errors:
                 data[CONF_BACKEND] = BACKEND_YEASTAR
-                info, errors = await self._async_validate(data)
-                if info is not None:
-                    await self.async_set_unique_id(info.serial)
+                identity, errors = await self._async_check(data)
+                if identity is not None:
+                    await self.async_set_unique_id(identity.unique_id)
                     self._abort_if_unique_id_configured()
-                    return self.async_create_entry(title=_title(info, data[CONF_HOST]), data=data)
+                    return self.async_create_entry(title=identity.title, data=data)
         return self.async_show_form(
             step_id=step_id,
             data_schema=self.add_suggested_values_to_schema(schema, user_input),
@@ -210,33 +277,70 @@ class VoicePromptConfigFlow(ConfigFlow, domain=DOMAIN):
         host, port = address
         return {**user_input, CONF_HOST: host, CONF_PORT: port or user_input[CONF_PORT]}, {}
 
-    async def _async_validate(
+    async def _async_check(
         self, data: Mapping[str, Any]
-    ) -> tuple[YeastarDeviceInfo | None, dict[str, str]]:
-        """Log in once and read the device; one submit costs one login at most."""
+    ) -> tuple[_Identity | None, dict[str, str]]:
+        """Ask the backend who it is; the form errors when it refuses."""
         try:
-            client = create_yeastar_client(self.hass, data)
+            if data[CONF_BACKEND] == BACKEND_GRAPH:
+                return await self._async_check_graph(data), {}
+            return await self._async_check_yeastar(data), {}
         except ValueError:  # e.g. a blank username
             return None, {"base": "invalid_auth"}
-        try:
-            return await client.async_validate(), {}
         except VoicePromptIPBlockedError:
             return None, {"base": "ip_blocked"}
-        except VoicePromptAuthenticationError:
-            return None, {"base": "invalid_auth"}
+        except VoicePromptAuthenticationError as err:
+            key = (
+                err.translation_key if err.translation_key in _GRAPH_AUTH_ERRORS else "invalid_auth"
+            )
+            return None, {"base": key}
         except VoicePromptSSLError:
             return None, {"base": "ssl_error"}
         except (VoicePromptConnectionError, VoicePromptResponseError):
             return None, {"base": "cannot_connect"}
         except VoicePromptError:
-            LOGGER.exception("The PBX at %s refused the check", data[CONF_HOST])
+            LOGGER.exception("The backend refused the check")
             return None, {"base": "unknown"}
         except Exception:  # noqa: BLE001 - a form must show "unknown", not crash
-            LOGGER.exception("Unexpected error while checking %s", data[CONF_HOST])
+            LOGGER.exception("Unexpected error during the check")
             return None, {"base": "unknown"}
+
+    async def _async_check_yeastar(self, data: Mapping[str, Any]) -> _Identity:
+        """Log in once and read the device; one submit costs one login at most."""
+        client = create_yeastar_client(self.hass, data)
+        try:
+            info = await client.async_validate()
         finally:
             await client.async_close()
+        return _Identity(info.serial, f"{info.name} ({data[CONF_HOST]})")
+
+    async def _async_check_graph(self, data: Mapping[str, Any]) -> _Identity:
+        """One client-credentials token request proves tenant, app and secret."""
+        client = create_graph_client(self.hass, data)
+        await client.async_validate()
+        return _Identity(
+            f"{data[CONF_TENANT_ID]}_{data[CONF_CLIENT_ID]}",
+            f"Microsoft Teams ({data[CONF_CLIENT_ID][:8]})",
+        )
 
 
-def _title(info: YeastarDeviceInfo, host: str) -> str:
-    return f"{info.name} ({host})"
+class VoicePromptOptionsFlow(OptionsFlow):
+    """Teams options: the phone-call source and whether to hang up after playing."""
+
+    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """One form; the action reads the options on every call, so no reload."""
+        if user_input is not None:
+            return self.async_create_entry(data=_stripped(user_input))
+        return self.async_show_form(
+            step_id="init",
+            data_schema=self.add_suggested_values_to_schema(
+                GRAPH_OPTIONS_SCHEMA, self.config_entry.options
+            ),
+        )
+
+
+def _stripped(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Pasted ids and secrets often carry stray spaces."""
+    return {
+        key: value.strip() if isinstance(value, str) else value for key, value in values.items()
+    }

@@ -23,3 +23,17 @@ ATTR_CONFIG_ENTRY_ID: Final = "config_entry_id"
 ATTR_PROMPT: Final = "prompt"
 ATTR_EXTENSION: Final = "extension"
 ATTR_AUTOANSWER: Final = "autoanswer"
+
+# Microsoft Graph
+CONF_TENANT_ID: Final = "tenant_id"
+CONF_APPLICATION_INSTANCE_ID: Final = "application_instance_id"
+CONF_HANG_UP: Final = "hang_up"
+DEFAULT_HANG_UP: Final = True
+ESTABLISH_TIMEOUT: Final = 60.0
+COMPLETION_TIMEOUT: Final = 600.0
+ATTR_CALL_ID: Final = "call_id"
+ATTR_TARGET: Final = "target"
+ATTR_CLIENT_CONTEXT: Final = "client_context"
+ATTR_LOOP: Final = "loop"
+ATTR_HANG_UP: Final = "hang_up"
+SIGNAL_GRAPH_EVENT: Final = "voice_prompt_graph_event_{}"

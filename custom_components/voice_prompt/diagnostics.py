@@ -6,24 +6,32 @@ from dataclasses import asdict
 from typing import Any
 
 from homeassistant.components.diagnostics import async_redact_data
-from homeassistant.const import CONF_PASSWORD, CONF_TOKEN, CONF_USERNAME
+from homeassistant.const import (
+    CONF_CLIENT_SECRET,
+    CONF_PASSWORD,
+    CONF_TOKEN,
+    CONF_USERNAME,
+    CONF_WEBHOOK_ID,
+)
 from homeassistant.core import HomeAssistant
 
-from .models import VoicePromptConfigEntry
+from .models import VoicePromptConfigEntry, YeastarData
 
-TO_REDACT = {CONF_PASSWORD, CONF_TOKEN, CONF_USERNAME}
+# The webhook id is a bearer secret too: whoever knows it can post to the webhook.
+TO_REDACT = {CONF_PASSWORD, CONF_TOKEN, CONF_USERNAME, CONF_CLIENT_SECRET, CONF_WEBHOOK_ID}
 
 
 async def async_get_config_entry_diagnostics(
     hass: HomeAssistant, entry: VoicePromptConfigEntry
 ) -> dict[str, Any]:
     """Return what helps troubleshooting, never a credential."""
+    data = entry.runtime_data
     return {
         "entry": {
             "title": entry.title,
             "data": async_redact_data(entry.data, TO_REDACT),
             "options": async_redact_data(entry.options, TO_REDACT),
         },
-        "device": asdict(entry.runtime_data.device),
-        "client": entry.runtime_data.client.diagnostics(),
+        "device": asdict(data.device) if isinstance(data, YeastarData) else None,
+        "client": data.client.diagnostics(),
     }

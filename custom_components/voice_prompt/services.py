@@ -2,44 +2,49 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import cast
 
 import voluptuous as vol
 
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse
-from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.exceptions import ServiceValidationError
 import homeassistant.helpers.config_validation as cv
 
-from .api import VoicePromptError, VoicePromptInputError
+from .backends import BACKEND_FIELDS, backend_of
 from .const import (
     ATTR_AUTOANSWER,
+    ATTR_CALL_ID,
+    ATTR_CLIENT_CONTEXT,
     ATTR_CONFIG_ENTRY_ID,
     ATTR_EXTENSION,
+    ATTR_HANG_UP,
+    ATTR_LOOP,
     ATTR_PROMPT,
-    BACKEND_YEASTAR,
-    CONF_BACKEND,
+    ATTR_TARGET,
     DOMAIN,
-    LOGGER,
     SERVICE_PLAY_PROMPT,
 )
 from .models import VoicePromptConfigEntry
 
 _NAME_OR_NAMES = vol.Any(cv.string, [cv.string])
+# A Teams prompt may carry the id Microsoft caches it under.
+_MEDIA = vol.Schema({vol.Required("url"): cv.string, vol.Optional("resource_id"): cv.string})
 
+# Types only: what each backend accepts is checked by the backend (see backends.py).
 PLAY_PROMPT_SCHEMA = vol.Schema(
     {
         vol.Required(ATTR_CONFIG_ENTRY_ID): cv.string,
-        vol.Required(ATTR_PROMPT): _NAME_OR_NAMES,
+        vol.Required(ATTR_PROMPT): vol.Any(cv.string, _MEDIA, [vol.Any(cv.string, _MEDIA)]),
         vol.Optional(ATTR_EXTENSION): _NAME_OR_NAMES,
-        vol.Optional(ATTR_AUTOANSWER, default=False): cv.boolean,
+        vol.Optional(ATTR_AUTOANSWER): cv.boolean,
+        vol.Optional(ATTR_CALL_ID): cv.string,
+        vol.Optional(ATTR_TARGET): cv.string,
+        vol.Optional(ATTR_CLIENT_CONTEXT): cv.string,
+        vol.Optional(ATTR_LOOP): cv.boolean,
+        vol.Optional(ATTR_HANG_UP): cv.boolean,
     }
 )
-
-type _Player = Callable[
-    [HomeAssistant, VoicePromptConfigEntry, dict[str, Any]], Awaitable[dict[str, Any]]
-]
 
 
 def async_setup_services(hass: HomeAssistant) -> None:
@@ -47,8 +52,14 @@ def async_setup_services(hass: HomeAssistant) -> None:
 
     async def async_play_prompt(call: ServiceCall) -> ServiceResponse:
         entry = _loaded_entry(hass, call.data[ATTR_CONFIG_ENTRY_ID])
-        player = _PLAYERS[entry.data[CONF_BACKEND]]
-        response = await player(hass, entry, dict(call.data))
+        backend = backend_of(entry)
+        if foreign := sorted((BACKEND_FIELDS - backend.FIELDS) & call.data.keys()):
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="fields_not_supported",
+                translation_placeholders={"entry": entry.title, "fields": ", ".join(foreign)},
+            )
+        response = await backend.async_play(hass, entry, dict(call.data))
         return response if call.return_response else None
 
     hass.services.async_register(
@@ -75,75 +86,3 @@ def _loaded_entry(hass: HomeAssistant, entry_id: str) -> VoicePromptConfigEntry:
             translation_placeholders={"entry": entry.title},
         )
     return cast(VoicePromptConfigEntry, entry)
-
-
-async def _play_yeastar(
-    hass: HomeAssistant, entry: VoicePromptConfigEntry, data: dict[str, Any]
-) -> dict[str, Any]:
-    """Ring each extension (concurrently, bounded) and report every call id."""
-    if ATTR_EXTENSION not in data:
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key="extension_required",
-            translation_placeholders={"entry": entry.title},
-        )
-    try:
-        result = await entry.runtime_data.client.async_play(
-            data[ATTR_EXTENSION], data[ATTR_PROMPT], data[ATTR_AUTOANSWER]
-        )
-    except VoicePromptError as err:
-        raise translate_error(hass, entry, err) from err
-
-    failures = result.failures
-    if failures and not result.calls:
-        # A single extension raised above already; this is a broadcast that all failed.
-        for _, failure in failures:
-            if failure.needs_new_credentials:
-                raise translate_error(hass, entry, failure) from failure
-        all_input = all(isinstance(failure, VoicePromptInputError) for _, failure in failures)
-        raise (ServiceValidationError if all_input else HomeAssistantError)(
-            translation_domain=DOMAIN,
-            translation_key="all_extensions_failed",
-            translation_placeholders={
-                "entry": entry.title,
-                "details": "; ".join(f"{ext}: {err}" for ext, err in failures),
-            },
-        )
-    if failures:
-        # Callers that ignore the response must still learn about the misses.
-        LOGGER.warning(
-            "Prompt played on %s of %s extensions on %s; failed: %s",
-            len(result.calls),
-            len(result.calls) + len(failures),
-            entry.title,
-            "; ".join(f"{ext}: {err}" for ext, err in failures),
-        )
-    return {
-        "calls": [
-            {"extension": extension, "call_id": call_id} for extension, call_id in result.calls
-        ],
-        "failed": [
-            {"extension": extension, "code": err.code, "error": str(err)}
-            for extension, err in failures
-        ],
-    }
-
-
-def translate_error(
-    hass: HomeAssistant, entry: VoicePromptConfigEntry, err: VoicePromptError
-) -> HomeAssistantError:
-    """Turn a client error into a translated Home Assistant error.
-
-    Refused credentials start the reauth flow: retrying would lock the PBX.
-    """
-    if err.needs_new_credentials:
-        entry.async_start_reauth(hass)
-    cls = ServiceValidationError if isinstance(err, VoicePromptInputError) else HomeAssistantError
-    return cls(
-        translation_domain=DOMAIN,
-        translation_key=err.translation_key,
-        translation_placeholders={**err.placeholders, "entry": entry.title},
-    )
-
-
-_PLAYERS: dict[str, _Player] = {BACKEND_YEASTAR: _play_yeastar}

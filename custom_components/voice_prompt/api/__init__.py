@@ -12,6 +12,17 @@ from .errors import (
     VoicePromptTimeoutError,
     VoicePromptTokenError,
 )
+from .graph import (
+    GraphClient,
+    GraphEvent,
+    GraphMedia,
+    GraphNotificationVerifier,
+    GraphPlayResult,
+    GraphTarget,
+    check_client_context,
+    parse_media,
+    parse_target,
+)
 from .yeastar import (
     YeastarClient,
     YeastarDeviceInfo,
@@ -22,6 +33,12 @@ from .yeastar import (
 )
 
 __all__ = [
+    "GraphClient",
+    "GraphEvent",
+    "GraphMedia",
+    "GraphNotificationVerifier",
+    "GraphPlayResult",
+    "GraphTarget",
     "VoicePromptAuthenticationError",
     "VoicePromptConnectionError",
     "VoicePromptError",
@@ -36,6 +53,9 @@ __all__ = [
     "YeastarDeviceInfo",
     "YeastarExtension",
     "YeastarPlayResult",
+    "check_client_context",
     "normalize_extensions",
     "normalize_prompts",
+    "parse_media",
+    "parse_target",
 ]
