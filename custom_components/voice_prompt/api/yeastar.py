@@ -182,7 +182,7 @@ def normalize_prompts(value: str | Sequence[str]) -> list[str]:
         names = list(value)
     else:
         raise _input_error(
-            "prompt_invalid", "The prompt must be a name or a list of names", prompt=str(value)
+            "prompt_invalid", "The prompt must be a name or a list of names", prompt=str(value)[:40]
         )
     if not names or names == [""]:
         raise _input_error("prompt_empty", "No prompt was given")
@@ -196,7 +196,7 @@ def normalize_prompts(value: str | Sequence[str]) -> list[str]:
     for raw in names:
         if not isinstance(raw, str):
             raise _input_error(
-                "prompt_invalid", "The prompt must be a name or a list of names", prompt=str(raw)
+                "prompt_invalid", "The prompt must be a name or a list of names", prompt=str(raw)[:40]
             )
         name = raw.strip()
         if not name:
@@ -419,9 +419,14 @@ class YeastarClient:
         self, extension: str, prompts: str | Sequence[str], autoanswer: bool = False
     ) -> str:
         """Ring ``extension`` and play ``prompts`` once it answers; return the call id."""
-        (extension,) = normalize_extensions(extension)
-        names = normalize_prompts(prompts)
-        return await self._play_one(extension, names, autoanswer)
+        targets = normalize_extensions(extension)
+        if len(targets) != 1:
+            raise _input_error(
+                "extension_invalid",
+                "'{extension}' is more than one extension; use async_play for several",
+                extension=str(extension)[:40],
+            )
+        return await self._play_one(targets[0], normalize_prompts(prompts), autoanswer)
 
     async def async_play(
         self,
@@ -637,12 +642,13 @@ class YeastarClient:
         if not isinstance(data, dict):
             raise self._bad_reply("not a JSON object")
         status = data.get("status")
+        errno = str(data.get("errno", "")).strip() or "?"
+        if token is not None and (status == "Success" or errno not in _TOKEN_ERRNOS):
+            # Any answer but a token error means the PBX accepted (and refreshed) it.
+            self._last_used = time.monotonic()
         if status == "Success":
-            if token is not None:
-                self._last_used = time.monotonic()
             return data
         if status == "Failed":
-            errno = str(data.get("errno", "")).strip() or "?"
             _LOGGER.debug("%s %s failed with errno %s", self.host, path, errno)
             raise error_for(errno, self.host)
         raise self._bad_reply("no status")
@@ -670,7 +676,7 @@ async def _local_address(host: str, port: int) -> str:
         transport, _ = await loop.create_datagram_endpoint(
             asyncio.DatagramProtocol, remote_addr=(host, port)
         )
-    except OSError:
+    except (OSError, OverflowError, ValueError):
         return "0.0.0.0"  # noqa: S104 - "unknown"; only names a report target
     try:
         return str(transport.get_extra_info("sockname")[0])
