@@ -318,8 +318,9 @@ class VoicePromptConfigFlow(ConfigFlow, domain=DOMAIN):
         """One client-credentials token request proves tenant, app and secret."""
         client = create_graph_client(self.hass, data)
         await client.async_validate()
+        # Entra ID treats GUIDs case-insensitively: so does the unique id.
         return _Identity(
-            f"{data[CONF_TENANT_ID]}_{data[CONF_CLIENT_ID]}",
+            f"{data[CONF_TENANT_ID].lower()}_{data[CONF_CLIENT_ID].lower()}",
             f"Microsoft Teams ({data[CONF_CLIENT_ID][:8]})",
         )
 

@@ -593,7 +593,14 @@ class FakeGraph:
         trace_id, correlation_id = str(uuid.uuid4()), str(uuid.uuid4())
         now = dt.datetime.now(dt.UTC)
         stamp = now.strftime("%Y-%m-%d %H:%M:%SZ")
-        fields = {"tenant": self.tenant_id, "client_id": self.client_id, "param": "", **values}
+        fields = {
+            "tenant": self.tenant_id,
+            "client_id": self.client_id,
+            "param": "",
+            "scope": "",
+            "grant_type": "",
+            **values,
+        }
         description = (
             f"AADSTS{code}: {template.format(**fields)}\r\nTrace ID: {trace_id}\r\n"
             f"Correlation ID: {correlation_id}\r\nTimestamp: {now.strftime('%Y-%m-%d %H:%M:%S')}Z"

@@ -221,6 +221,14 @@ def _media_error(key: str, message: str, **placeholders: str) -> VoicePromptInpu
     return VoicePromptInputError(translation_key=key, message=message, **placeholders)
 
 
+def _canonical_id(value: str) -> str:
+    """Graph's usual id form: a dashed lower-case GUID when the id is one."""
+    compact = value.replace("-", "").lower()
+    if re.fullmatch(r"[0-9a-f]{32}", compact):
+        return str(uuid.UUID(compact))
+    return value
+
+
 def _norm_id(value: str) -> str:
     """Graph writes ids with or without dashes and in either case in notifications."""
     return value.replace("-", "").lower()
@@ -264,6 +272,11 @@ class GraphCallTracker:
             if not future.done():
                 future.set_result(event)
 
+    def ended(self, call_id: str) -> bool:
+        """Whether Graph reported the call terminated."""
+        last = self._call_states.get(_norm_id(call_id))
+        return last is not None and last.type == "call_terminated"
+
     async def wait_call(self, call_id: str, within: float) -> GraphEvent:
         """Wait for the call's next state (established or terminated)."""
         return await self._wait(("call", _norm_id(call_id)), self._call_states, within)
@@ -303,7 +316,8 @@ def _event_from(item: Mapping[str, Any]) -> GraphEvent | None:
     match = _CALL_URL.search(str(url))
     if match is None or not isinstance(data, Mapping):
         return None
-    call_id, operation_id = match.group(1), match.group(2)
+    call_id = _canonical_id(match.group(1))
+    operation_id = _canonical_id(match.group(2)) if match.group(2) else None
     code, subcode, message = _result_info(data)
     if operation_id is not None:
         status = str(data.get("status", "")).lower()
@@ -630,10 +644,11 @@ class GraphClient:
                     completion_timeout,
                 )
         finally:
-            if (hang_up and not loop) or result is None:
-                await self._hang_up_quietly(new_call)
+            # A call Graph already ended (not answered, callee hung up) needs no DELETE.
+            if ((hang_up and not loop) or result is None) and not self.tracker.ended(new_call):
+                hung_up = await self._hang_up_quietly(new_call)
                 if result is not None:
-                    result.hung_up = True
+                    result.hung_up = hung_up
         return result
 
     def handle_notification(self, payload: Mapping[str, Any]) -> list[GraphEvent]:
@@ -673,11 +688,14 @@ class GraphClient:
             ) from None
         return event
 
-    async def _hang_up_quietly(self, call_id: str) -> None:
+    async def _hang_up_quietly(self, call_id: str) -> bool:
+        """Hang up; a failure is logged, not raised (the prompts' outcome matters more)."""
         try:
             await self.hang_up(call_id)
         except VoicePromptError as err:
             _LOGGER.warning("Could not hang up call %s: %s", call_id, err)
+            return False
+        return True
 
     async def _access_token(self, stale: str | None = None) -> str:
         if (

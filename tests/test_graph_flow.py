@@ -1,0 +1,470 @@
+"""Config flow of Microsoft Teams entries: graph step, reauth, reconfigure and options.
+
+Every check is a real client-credentials token request to the fake Graph on 127.0.0.1.
+"""
+
+# ruff: noqa: F811 - the fixtures imported from tests.graph_fixtures are test arguments
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+import re
+from typing import Any
+
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.voice_prompt import config_flow, models
+from custom_components.voice_prompt.const import (
+    BACKEND_GRAPH,
+    BACKEND_YEASTAR,
+    CONF_APPLICATION_INSTANCE_ID,
+    CONF_BACKEND,
+    CONF_HANG_UP,
+    CONF_TENANT_ID,
+    DOMAIN,
+)
+from custom_components.voice_prompt.models import GraphEndpoints
+from homeassistant.config_entries import SOURCE_USER, ConfigEntryState, ConfigFlowResult
+from homeassistant.const import (
+    CONF_CLIENT_ID,
+    CONF_CLIENT_SECRET,
+    CONF_HOST,
+    CONF_PASSWORD,
+    CONF_PORT,
+    CONF_USERNAME,
+    CONF_WEBHOOK_ID,
+)
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+from tests.fakes.graph import FakeGraph
+from tests.graph_fixtures import (  # noqa: F401 - fixtures
+    CLIENT_ID,
+    CLIENT_SECRET,
+    INSTANCE_ID,
+    TENANT_ID,
+    TITLE,
+    UNIQUE_ID,
+    WEBHOOK_ID,
+    OddReply,
+    OddServer,
+    graph,
+    graph_closed_port,
+    graph_endpoints,
+    graph_entry,
+    odd_server,
+)
+
+TRANSLATIONS = json.loads(
+    (Path(config_flow.__file__).parent / "translations" / "en.json").read_text(encoding="utf-8")
+)
+CONFIG_STRINGS: dict[str, Any] = TRANSLATIONS["config"]
+OPTIONS_STRINGS: dict[str, Any] = TRANSLATIONS["options"]
+NEW_SECRET = "rotated-secret~7Hk.Pq"
+OTHER_CLIENT_ID = "bbbbbbbb-1111-2222-3333-444444444444"
+
+
+def _user_input(**changes: Any) -> dict[str, Any]:
+    return {
+        CONF_TENANT_ID: TENANT_ID,
+        CONF_CLIENT_ID: CLIENT_ID,
+        CONF_CLIENT_SECRET: CLIENT_SECRET,
+    } | changes
+
+
+async def _start(hass: HomeAssistant) -> ConfigFlowResult:
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    return await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"next_step_id": "graph"}
+    )
+
+
+async def _submit(hass: HomeAssistant, flow_id: str, data: dict[str, Any]) -> ConfigFlowResult:
+    return await hass.config_entries.flow.async_configure(flow_id, data)
+
+
+def _schema_keys(result: ConfigFlowResult) -> list[str]:
+    schema = result["data_schema"]
+    assert schema is not None
+    return [str(key) for key in schema.schema]
+
+
+def _suggested(result: ConfigFlowResult) -> dict[str, Any]:
+    schema = result["data_schema"]
+    assert schema is not None
+    return {
+        str(key): key.description["suggested_value"]
+        for key in schema.schema
+        if key.description and "suggested_value" in key.description
+    }
+
+
+def _assert_form(
+    result: ConfigFlowResult, step_id: str, errors: dict[str, str] | None = None
+) -> None:
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == step_id
+    assert result["errors"] == (errors or {})
+    strings = CONFIG_STRINGS["step"][step_id]
+    for key in _schema_keys(result):
+        assert key in strings["data"]
+        assert key in strings["data_description"]
+    for error in (errors or {}).values():
+        assert error in CONFIG_STRINGS["error"]
+
+
+def _assert_abort(result: ConfigFlowResult, reason: str) -> None:
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == reason
+    assert reason in CONFIG_STRINGS["abort"]
+
+
+def _token_requests(graph: FakeGraph) -> list[dict[str, str]]:
+    return [r.body for r in graph.requests if r.path.endswith("/oauth2/v2.0/token")]
+
+
+# ----------------------------------------------------------------------- graph step
+
+
+async def test_graph_form(hass: HomeAssistant) -> None:
+    result = await _start(hass)
+
+    _assert_form(result, "graph")
+    assert _schema_keys(result) == [CONF_TENANT_ID, CONF_CLIENT_ID, CONF_CLIENT_SECRET]
+    assert _suggested(result) == {}
+
+
+async def test_graph_creates_entry(
+    hass: HomeAssistant, graph: FakeGraph, graph_endpoints: GraphEndpoints
+) -> None:
+    result = await _start(hass)
+    result = await _submit(
+        hass,
+        result["flow_id"],
+        {
+            CONF_TENANT_ID: f"  {TENANT_ID}\t",
+            CONF_CLIENT_ID: f"{CLIENT_ID}\n",
+            CONF_CLIENT_SECRET: f" {CLIENT_SECRET} ",
+        },
+    )
+
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == TITLE
+    data = result["data"]
+    webhook_id = data[CONF_WEBHOOK_ID]
+    assert re.fullmatch(r"[0-9a-f]{64}", webhook_id)
+    assert data == {
+        CONF_BACKEND: BACKEND_GRAPH,
+        CONF_TENANT_ID: TENANT_ID,
+        CONF_CLIENT_ID: CLIENT_ID,
+        CONF_CLIENT_SECRET: CLIENT_SECRET,
+        CONF_WEBHOOK_ID: webhook_id,
+    }
+    entry = result["result"]
+    assert entry.unique_id == UNIQUE_ID
+    assert entry.title == TITLE
+    # The check was one token request with the stripped values.
+    flow_request = _token_requests(graph)[0]
+    assert flow_request["client_id"] == CLIENT_ID
+    assert flow_request["client_secret"] == CLIENT_SECRET
+    assert graph.requests[0].path == f"/login/{TENANT_ID}/oauth2/v2.0/token"
+    # The new entry is set up and listens for Microsoft's notifications.
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    assert webhook_id in hass.data["webhook"]
+    assert len(_token_requests(graph)) == 2  # the flow's check, the entry's setup
+
+
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [
+        ("90002", "tenant_not_found"),
+        ("700016", "invalid_auth"),
+        ("7000215", "invalid_auth"),
+        ("7000222", "secret_expired"),
+    ],
+)
+async def test_graph_token_errors_then_recover(
+    hass: HomeAssistant,
+    graph: FakeGraph,
+    graph_endpoints: GraphEndpoints,
+    code: str,
+    error: str,
+) -> None:
+    graph.token_error = code
+    result = await _start(hass)
+    result = await _submit(hass, result["flow_id"], _user_input())
+
+    _assert_form(result, "graph", {"base": error})
+    # What was typed is offered again.
+    assert _suggested(result)[CONF_TENANT_ID] == TENANT_ID
+    assert _suggested(result)[CONF_CLIENT_ID] == CLIENT_ID
+    assert hass.config_entries.async_entries(DOMAIN) == []
+
+    graph.token_error = None
+    result = await _submit(hass, result["flow_id"], _user_input())
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+
+
+@pytest.mark.parametrize(
+    ("changes", "error"),
+    [
+        ({CONF_TENANT_ID: "99999999-9999-9999-9999-999999999999"}, "tenant_not_found"),
+        ({CONF_CLIENT_ID: OTHER_CLIENT_ID}, "invalid_auth"),
+        ({CONF_CLIENT_SECRET: "the-secret-id-not-its-value"}, "invalid_auth"),
+    ],
+)
+async def test_graph_wrong_values(
+    hass: HomeAssistant,
+    graph: FakeGraph,
+    graph_endpoints: GraphEndpoints,
+    changes: dict[str, str],
+    error: str,
+) -> None:
+    result = await _start(hass)
+    result = await _submit(hass, result["flow_id"], _user_input(**changes))
+
+    _assert_form(result, "graph", {"base": error})
+    assert graph.issued_tokens == []
+
+
+async def test_graph_cannot_connect(
+    hass: HomeAssistant,
+    graph_closed_port: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(
+        models,
+        "GRAPH_ENDPOINTS",
+        GraphEndpoints(login_base=f"http://127.0.0.1:{graph_closed_port}/login"),
+    )
+    result = await _start(hass)
+    result = await _submit(hass, result["flow_id"], _user_input())
+
+    _assert_form(result, "graph", {"base": "cannot_connect"})
+
+
+async def test_graph_garbage_is_cannot_connect(
+    hass: HomeAssistant, odd_server: OddServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A proxy's HTML page instead of the token reply (the fake's garbage switch only
+    affects Graph calls, so a tiny server plays the token endpoint here)."""
+    odd_server.routes[odd_server.token_path()] = OddReply(
+        200, "<html><body>Sign in to the proxy</body></html>", "text/html"
+    )
+    monkeypatch.setattr(
+        models, "GRAPH_ENDPOINTS", GraphEndpoints(login_base=odd_server.base_url + "/login")
+    )
+    result = await _start(hass)
+    result = await _submit(hass, result["flow_id"], _user_input())
+
+    _assert_form(result, "graph", {"base": "cannot_connect"})
+    assert odd_server.requests == [("POST", odd_server.token_path())]
+
+
+async def test_graph_unreadable_token_reply_is_cannot_connect(
+    hass: HomeAssistant, graph: FakeGraph, graph_endpoints: GraphEndpoints
+) -> None:
+    graph.token_error = "900561"  # an AADSTS answer that says nothing about the credentials
+    result = await _start(hass)
+    result = await _submit(hass, result["flow_id"], _user_input())
+
+    _assert_form(result, "graph", {"base": "cannot_connect"})
+
+
+async def test_graph_already_configured(
+    hass: HomeAssistant, graph: FakeGraph, graph_entry: MockConfigEntry
+) -> None:
+    result = await _start(hass)
+    result = await _submit(
+        hass, result["flow_id"], _user_input(**{CONF_CLIENT_SECRET: f"{CLIENT_SECRET} "})
+    )
+
+    _assert_abort(result, "already_configured")
+    assert hass.config_entries.async_entries(DOMAIN) == [graph_entry]
+    assert graph_entry.data[CONF_WEBHOOK_ID] == WEBHOOK_ID  # untouched
+
+
+async def test_graph_same_app_in_upper_case_is_already_configured(
+    hass: HomeAssistant, graph: FakeGraph, graph_entry: MockConfigEntry
+) -> None:
+    graph.client_id = CLIENT_ID.upper()  # like Entra ID, accept the upper-case spelling
+    result = await _start(hass)
+    result = await _submit(
+        hass, result["flow_id"], _user_input(**{CONF_CLIENT_ID: CLIENT_ID.upper()})
+    )
+    await hass.async_block_till_done()
+
+    _assert_abort(result, "already_configured")
+
+
+# --------------------------------------------------------------------------- reauth
+
+
+async def test_reauth_form(hass: HomeAssistant, graph_entry: MockConfigEntry) -> None:
+    result = await graph_entry.start_reauth_flow(hass)
+
+    _assert_form(result, "reauth_confirm")
+    assert _schema_keys(result) == [CONF_CLIENT_SECRET]
+    assert result["description_placeholders"] == {"name": TITLE}
+    assert _suggested(result) == {}  # neither the old secret nor a username
+
+
+async def test_reauth_after_failed_setup(
+    hass: HomeAssistant, graph: FakeGraph, graph_entry: MockConfigEntry
+) -> None:
+    graph.client_secret = NEW_SECRET  # the secret in the entry was replaced at Microsoft
+    await hass.config_entries.async_setup(graph_entry.entry_id)
+    await hass.async_block_till_done()
+    assert graph_entry.state is ConfigEntryState.SETUP_ERROR
+    (flow,) = [
+        flow
+        for flow in hass.config_entries.flow.async_progress()
+        if flow["context"].get("source") == "reauth"
+    ]
+
+    # A wrong secret is refused and asked again.
+    result = await _submit(hass, flow["flow_id"], {CONF_CLIENT_SECRET: "still-wrong"})
+    _assert_form(result, "reauth_confirm", {"base": "invalid_auth"})
+    assert graph_entry.data[CONF_CLIENT_SECRET] == CLIENT_SECRET
+
+    result = await _submit(hass, flow["flow_id"], {CONF_CLIENT_SECRET: f"  {NEW_SECRET}  "})
+    _assert_abort(result, "reauth_successful")
+    await hass.async_block_till_done()
+    assert graph_entry.data[CONF_CLIENT_SECRET] == NEW_SECRET
+    assert graph_entry.data[CONF_WEBHOOK_ID] == WEBHOOK_ID
+    assert graph_entry.state is ConfigEntryState.LOADED  # reloaded with the new secret
+    assert _token_requests(graph)[-1]["client_secret"] == NEW_SECRET
+
+
+async def test_reauth_expired_secret(
+    hass: HomeAssistant, graph: FakeGraph, graph_entry: MockConfigEntry
+) -> None:
+    result = await graph_entry.start_reauth_flow(hass)
+    graph.token_error = "7000222"
+
+    result = await _submit(hass, result["flow_id"], {CONF_CLIENT_SECRET: NEW_SECRET})
+
+    _assert_form(result, "reauth_confirm", {"base": "secret_expired"})
+
+
+# ---------------------------------------------------------------------- reconfigure
+
+
+async def test_reconfigure_form(hass: HomeAssistant, graph_entry: MockConfigEntry) -> None:
+    result = await graph_entry.start_reconfigure_flow(hass)
+
+    _assert_form(result, "reconfigure_graph")
+    assert _schema_keys(result) == [CONF_TENANT_ID, CONF_CLIENT_ID, CONF_CLIENT_SECRET]
+    assert result["description_placeholders"] == {"name": TITLE}
+    # The ids are filled in, the secret never is.
+    assert _suggested(result) == {CONF_TENANT_ID: TENANT_ID, CONF_CLIENT_ID: CLIENT_ID}
+
+
+async def test_reconfigure_same_app(
+    hass: HomeAssistant, graph: FakeGraph, graph_entry: MockConfigEntry
+) -> None:
+    await hass.config_entries.async_setup(graph_entry.entry_id)
+    await hass.async_block_till_done()
+    hass.config_entries.async_update_entry(graph_entry, title="Old name")
+    graph.client_secret = NEW_SECRET
+
+    result = await graph_entry.start_reconfigure_flow(hass)
+    result = await _submit(
+        hass, result["flow_id"], _user_input(**{CONF_CLIENT_SECRET: f"{NEW_SECRET}\n"})
+    )
+
+    _assert_abort(result, "reconfigure_successful")
+    await hass.async_block_till_done()
+    assert graph_entry.title == TITLE
+    assert graph_entry.data == {
+        CONF_BACKEND: BACKEND_GRAPH,
+        CONF_TENANT_ID: TENANT_ID,
+        CONF_CLIENT_ID: CLIENT_ID,
+        CONF_CLIENT_SECRET: NEW_SECRET,
+        CONF_WEBHOOK_ID: WEBHOOK_ID,
+    }
+    assert graph_entry.state is ConfigEntryState.LOADED
+
+
+async def test_reconfigure_other_app_is_wrong_device(
+    hass: HomeAssistant, graph: FakeGraph, graph_entry: MockConfigEntry
+) -> None:
+    graph.client_id = OTHER_CLIENT_ID  # a real, working app, but another one
+    result = await graph_entry.start_reconfigure_flow(hass)
+    result = await _submit(
+        hass, result["flow_id"], _user_input(**{CONF_CLIENT_ID: OTHER_CLIENT_ID})
+    )
+
+    _assert_abort(result, "wrong_device")
+    assert graph_entry.data[CONF_CLIENT_ID] == CLIENT_ID
+    assert graph.issued_tokens  # the check itself passed
+
+
+async def test_reconfigure_error_keeps_the_form(
+    hass: HomeAssistant, graph: FakeGraph, graph_entry: MockConfigEntry
+) -> None:
+    result = await graph_entry.start_reconfigure_flow(hass)
+    result = await _submit(
+        hass, result["flow_id"], _user_input(**{CONF_CLIENT_SECRET: "wrong-secret"})
+    )
+
+    _assert_form(result, "reconfigure_graph", {"base": "invalid_auth"})
+    # The typed ids come back; the secret does not.
+    assert _suggested(result) == {CONF_TENANT_ID: TENANT_ID, CONF_CLIENT_ID: CLIENT_ID}
+    assert graph_entry.data[CONF_CLIENT_SECRET] == CLIENT_SECRET
+
+
+# -------------------------------------------------------------------------- options
+
+
+async def test_options_flow(hass: HomeAssistant, graph_entry: MockConfigEntry) -> None:
+    assert graph_entry.supports_options
+
+    result = await hass.config_entries.options.async_init(graph_entry.entry_id)
+
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "init"
+    assert _schema_keys(result) == [CONF_APPLICATION_INSTANCE_ID, CONF_HANG_UP]
+    schema = result["data_schema"]
+    assert schema is not None
+    defaults = {str(key): key.default() for key in schema.schema if callable(key.default)}
+    assert defaults == {CONF_HANG_UP: True}
+    strings = OPTIONS_STRINGS["step"]["init"]
+    assert set(_schema_keys(result)) == set(strings["data"]) == set(strings["data_description"])
+
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {CONF_APPLICATION_INSTANCE_ID: f" {INSTANCE_ID} ", CONF_HANG_UP: False}
+    )
+
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert graph_entry.options == {CONF_APPLICATION_INSTANCE_ID: INSTANCE_ID, CONF_HANG_UP: False}
+
+    # Opening the options again shows what is stored.
+    result = await hass.config_entries.options.async_init(graph_entry.entry_id)
+    assert _suggested(result) == {CONF_APPLICATION_INSTANCE_ID: INSTANCE_ID, CONF_HANG_UP: False}
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {CONF_HANG_UP: True}
+    )
+    assert graph_entry.options == {CONF_HANG_UP: True}
+
+
+async def test_yeastar_entries_have_no_options(hass: HomeAssistant) -> None:
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Yeastar S100",
+        unique_id="369364835218",
+        data={
+            CONF_BACKEND: BACKEND_YEASTAR,
+            CONF_HOST: "127.0.0.1",
+            CONF_PORT: 8088,
+            CONF_USERNAME: "api",
+            CONF_PASSWORD: "x",
+        },
+    )
+    entry.add_to_hass(hass)
+
+    assert not config_flow.VoicePromptConfigFlow.async_supports_options_flow(entry)
+    assert not entry.supports_options
