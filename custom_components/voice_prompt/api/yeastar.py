@@ -18,6 +18,7 @@ import time
 from typing import Any, Final
 
 import aiohttp
+from yarl import URL
 
 from .errors import (
     VoicePromptAuthenticationError,
@@ -196,7 +197,9 @@ def normalize_prompts(value: str | Sequence[str]) -> list[str]:
     for raw in names:
         if not isinstance(raw, str):
             raise _input_error(
-                "prompt_invalid", "The prompt must be a name or a list of names", prompt=str(raw)[:40]
+                "prompt_invalid",
+                "The prompt must be a name or a list of names",
+                prompt=str(raw)[:40],
             )
         name = raw.strip()
         if not name:
@@ -347,12 +350,18 @@ class YeastarClient:
         )
         self._token = token
         self._base_url = f"{scheme}://{_url_host(host)}:{port}{_API_PATH}"
+        # Request URLs with the current token, parsed once: parsing a URL and encoding
+        # its query cost more than the rest of the client's own work per request.
+        self._urls: dict[str, URL] = {}
+        self._urls_token: str | None = None
         # ssl=True defers to the session's own context; False skips verification.
         self._ssl = verify_ssl
         self._timeout = aiohttp.ClientTimeout(total=request_timeout)
         self._request_timeout = request_timeout
         self._report_port = str(report_port)
         self._login_lock = asyncio.Lock()
+        # Set while a login is in flight (the lock is held); callers wait on it together.
+        self._login_done: asyncio.Event | None = None
         self._auth_failed_code: str | None = None
         self._blocked_until = 0.0
         self._last_used = 0.0
@@ -565,13 +574,22 @@ class YeastarClient:
 
     async def _fresh_token(self, stale: str | None) -> str:
         """Log in once for all concurrent callers that saw the same stale token."""
+        if (in_flight := self._login_done) is not None:
+            # Wait for the login in flight all together: queued on the lock, the callers
+            # would wake one event-loop turn after another (50 callers: ~50 ms late).
+            await in_flight.wait()
         async with self._login_lock:
             if self._token is not None and self._token != stale:
                 return self._token
             if stale is not None:
                 self.stats.relogins += 1
             self._token = None
-            return await self._login()
+            self._login_done = done = asyncio.Event()
+            try:
+                return await self._login()
+            finally:
+                self._login_done = None
+                done.set()
 
     async def _login(self) -> str:
         if self._auth_failed_code is not None:
@@ -618,8 +636,7 @@ class YeastarClient:
         self.stats.requests += 1
         try:
             async with self._session.post(
-                self._base_url + path,
-                params={"token": token} if token else None,
+                self._url(path, token),
                 json=body,
                 ssl=self._ssl,
                 timeout=client_timeout or self._timeout,
@@ -652,6 +669,19 @@ class YeastarClient:
             _LOGGER.debug("%s %s failed with errno %s", self.host, path, errno)
             raise error_for(errno, self.host)
         raise self._bad_reply("no status")
+
+    def _url(self, path: str, token: str | None) -> URL:
+        """``<base>/<path>?token=<token>``, the same URL aiohttp builds from ``params``."""
+        if token != self._urls_token:
+            self._urls = {}
+            self._urls_token = token
+        url = self._urls.get(path)
+        if url is None:
+            url = URL(self._base_url + path)
+            if token:
+                url = url.extend_query(token=token)
+            self._urls[path] = url
+        return url
 
     def _bad_reply(self, detail: str) -> VoicePromptResponseError:
         return VoicePromptResponseError(detail, host=self.host, extension="", prompt="")
