@@ -162,6 +162,24 @@ async def test_setup_and_unload(
     assert _state(hass).state == STATE_UNAVAILABLE
 
 
+async def test_unload_keeps_the_client_when_the_platform_refuses(
+    hass: HomeAssistant,
+    graph: FakeGraph,
+    graph_loaded: MockConfigEntry,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A platform that cannot unload leaves the entry loaded, webhook and all."""
+
+    async def refuse(*_: Any) -> bool:
+        return False
+
+    monkeypatch.setattr(hass.config_entries, "async_unload_platforms", refuse)
+    assert not await hass.config_entries.async_unload(graph_loaded.entry_id)
+    assert graph_loaded.state is ConfigEntryState.FAILED_UNLOAD
+    assert WEBHOOK_ID in hass.data["webhook"]
+    await backend_graph.async_unload_entry(hass, graph_loaded)  # tidy up for teardown
+
+
 async def test_setup_with_a_bad_secret_asks_for_reauth(
     hass: HomeAssistant, graph: FakeGraph, graph_entry: MockConfigEntry
 ) -> None:
