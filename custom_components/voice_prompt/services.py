@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 import voluptuous as vol
 
@@ -27,16 +27,36 @@ from .const import (
 )
 from .models import VoicePromptConfigEntry
 
-_NAME_OR_NAMES = vol.Any(cv.string, [cv.string])
 # A Teams prompt may carry the id Microsoft caches it under.
 _MEDIA = vol.Schema({vol.Required("url"): cv.string, vol.Optional("resource_id"): cv.string})
+
+
+# The validators dispatch on the value's type rather than trying alternatives with
+# vol.Any: that raised and caught an exception per miss on every call (issue 5).
+def _text_or_texts(value: Any) -> str | list[str]:
+    """One text, or a list of texts."""
+    if isinstance(value, list):
+        return [cv.string(item) for item in value]
+    return cv.string(value)
+
+
+def _prompt_item(value: Any) -> str | dict[str, Any]:
+    return _MEDIA(value) if isinstance(value, dict) else cv.string(value)
+
+
+def _prompts(value: Any) -> Any:
+    """A name or URL, a media object, or a list of them."""
+    if isinstance(value, list):
+        return [_prompt_item(item) for item in value]
+    return _prompt_item(value)
+
 
 # Types only: what each backend accepts is checked by the backend (see backends.py).
 PLAY_PROMPT_SCHEMA = vol.Schema(
     {
         vol.Required(ATTR_CONFIG_ENTRY_ID): cv.string,
-        vol.Required(ATTR_PROMPT): vol.Any(cv.string, _MEDIA, [vol.Any(cv.string, _MEDIA)]),
-        vol.Optional(ATTR_EXTENSION): _NAME_OR_NAMES,
+        vol.Required(ATTR_PROMPT): _prompts,
+        vol.Optional(ATTR_EXTENSION): _text_or_texts,
         vol.Optional(ATTR_AUTOANSWER): cv.boolean,
         vol.Optional(ATTR_CALL_ID): cv.string,
         vol.Optional(ATTR_TARGET): cv.string,
