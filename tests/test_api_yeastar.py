@@ -1403,12 +1403,32 @@ async def test_async_play_single_extension(
 
 
 async def test_async_play_reraises_non_api_errors(pbx: FakeYeastarPBX) -> None:
-    """A failure outside the VoicePromptError tree is raised, not listed as a failure."""
+    """A failure outside the VoicePromptError tree (a bug) is raised, not listed as a failure.
+
+    aiohttp's trace hooks are a real extension point; one that raises stands in for a bug.
+    """
+
+    async def broken_hook(*_: Any) -> None:
+        raise RuntimeError("bug in a hook")
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_start.append(broken_hook)
+    async with aiohttp.ClientSession(trace_configs=[trace]) as session:
+        client = make_client(session, pbx, token="0" * 32, request_timeout=0.05)
+        with pytest.raises(RuntimeError, match="bug in a hook"):
+            await client.async_play(["1000", "1001"], "hello111")
+        # aiohttp leaves the aborted request's timeout timer behind: let it run out.
+        await asyncio.sleep(0.1)
+    assert pbx.requests == []
+
+
+async def test_closed_session_is_a_connection_error(pbx: FakeYeastarPBX) -> None:
+    """After Home Assistant closed its session, requests fail as connection errors."""
     closed = aiohttp.ClientSession()
     client = make_client(closed, pbx)
     await closed.close()
-    with pytest.raises(RuntimeError, match="Session is closed"):
-        await client.async_play(["1000", "1001"], "hello111")
+    with pytest.raises(VoicePromptConnectionError, match="session is closed"):
+        await client.play_prompt("1000", "hello111")
     assert pbx.requests == []
 
 

@@ -362,6 +362,8 @@ class YeastarClient:
         self._login_lock = asyncio.Lock()
         # Set while a login is in flight (the lock is held); callers wait on it together.
         self._login_done: asyncio.Event | None = None
+        # Requests this client has at the PBX at once, whatever the number of actions.
+        self._in_flight = asyncio.Semaphore(DEFAULT_CONCURRENCY)
         self._auth_failed_code: str | None = None
         self._blocked_until = 0.0
         self._last_used = 0.0
@@ -634,24 +636,29 @@ class YeastarClient:
     ) -> dict[str, Any]:
         """One HTTP exchange; every failure becomes a VoicePromptError without secrets."""
         self.stats.requests += 1
-        try:
-            async with self._session.post(
-                self._url(path, token),
-                json=body,
-                ssl=self._ssl,
-                timeout=client_timeout or self._timeout,
-            ) as response:
-                if response.status != 200:
-                    raise self._bad_reply(f"HTTP status {response.status}")
-                raw = await response.read()
-        except TimeoutError:
-            raise VoicePromptTimeoutError(
-                host=self.host, timeout=f"{self._request_timeout:g}"
-            ) from None
-        except aiohttp.ClientSSLError as err:
-            raise VoicePromptSSLError(_describe(err), host=self.host) from None
-        except aiohttp.ClientError as err:
-            raise VoicePromptConnectionError(_describe(err), host=self.host) from None
+        # Queue here, outside the timeout: the timeout is for the PBX's answer, and a
+        # small PBX should not see a burst of actions as 100 parallel connections.
+        async with self._in_flight:
+            if self._session.closed:  # Home Assistant is stopping
+                raise VoicePromptConnectionError("the HTTP session is closed", host=self.host)
+            try:
+                async with self._session.post(
+                    self._url(path, token),
+                    json=body,
+                    ssl=self._ssl,
+                    timeout=client_timeout or self._timeout,
+                ) as response:
+                    if response.status != 200:
+                        raise self._bad_reply(f"HTTP status {response.status}")
+                    raw = await response.read()
+            except TimeoutError:
+                raise VoicePromptTimeoutError(
+                    host=self.host, timeout=f"{self._request_timeout:g}"
+                ) from None
+            except aiohttp.ClientSSLError as err:
+                raise VoicePromptSSLError(_describe(err), host=self.host) from None
+            except aiohttp.ClientError as err:
+                raise VoicePromptConnectionError(_describe(err), host=self.host) from None
         try:
             data = json.loads(raw)
         except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
