@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+import asyncio
+from collections.abc import AsyncGenerator, Iterator
+import contextlib
 from pathlib import Path
 import ssl
 from typing import Any
@@ -89,3 +91,42 @@ async def loaded_entry(hass: HomeAssistant, config_entry: MockConfigEntry) -> Mo
     assert await hass.config_entries.async_setup(config_entry.entry_id)
     await hass.async_block_till_done()
     return config_entry
+
+
+@contextlib.contextmanager
+def tls_resets_tolerated() -> Iterator[None]:
+    """Let the fake's server side of a refused TLS handshake pass.
+
+    When a client refuses the self-signed certificate it drops the connection in the
+    handshake; asyncio reports that on the fake's (server) side through the loop's
+    exception handler, which the ``hass`` fixture turns into a test failure. Only that
+    report is dropped.
+    """
+    loop = asyncio.get_running_loop()
+    previous = loop.get_exception_handler()
+
+    def _handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if str(context.get("message", "")).startswith(
+            "Error on transport creation for incoming connection"
+        ) and isinstance(context.get("exception"), (ConnectionError, ssl.SSLError)):
+            return
+        if previous is None:
+            loop.default_exception_handler(context)
+        else:
+            previous(loop, context)
+
+    loop.set_exception_handler(_handler)
+    try:
+        yield
+    finally:
+        loop.set_exception_handler(previous)
+
+
+@pytest.fixture
+async def tolerate_tls_resets(hass: HomeAssistant) -> AsyncGenerator[None]:
+    """``tls_resets_tolerated`` for a test, installed after ``hass`` set its own handler.
+
+    Request it before ``pbx`` so that it is removed only after the fake has closed.
+    """
+    with tls_resets_tolerated():
+        yield

@@ -47,6 +47,7 @@ from custom_components.voice_prompt.api.graph import (
     GraphCallTracker,
     GraphOperation,
 )
+from tests.conftest import tls_resets_tolerated
 from tests.fakes.graph import FakeGraph
 from tests.graph_fixtures import (  # noqa: F401 - fixtures
     CLIENT_ID,
@@ -617,23 +618,9 @@ async def test_latency_beyond_the_timeout(
 
 @pytest.fixture
 async def tolerate_tls_resets() -> AsyncGenerator[None]:
-    """The fake's side of a refused TLS handshake is reported to the loop; let it pass."""
-    loop = asyncio.get_running_loop()
-    previous = loop.get_exception_handler()
-
-    def _handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        if str(context.get("message", "")).startswith(
-            "Error on transport creation for incoming connection"
-        ):
-            return
-        if previous is None:
-            loop.default_exception_handler(context)
-        else:
-            previous(loop, context)
-
-    loop.set_exception_handler(_handler)
-    yield
-    loop.set_exception_handler(previous)
+    """No ``hass`` here: the shared helper is enough."""
+    with tls_resets_tolerated():
+        yield
 
 
 async def test_untrusted_certificate_is_an_ssl_error(

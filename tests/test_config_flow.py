@@ -7,7 +7,6 @@ mocked at the HTTP level.
 from __future__ import annotations
 
 import ast
-import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
 import hashlib
 import json
@@ -96,34 +95,6 @@ def closed_port(socket_enabled: None) -> Generator[int]:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         yield int(sock.getsockname()[1])
-
-
-@pytest.fixture
-async def tolerate_tls_resets(hass: HomeAssistant) -> AsyncGenerator[None]:
-    """Let the fake's server side of a refused TLS handshake pass.
-
-    When the client refuses the self-signed certificate it drops the connection in the
-    handshake; asyncio reports that on the fake's (server) side through the loop's
-    exception handler, which the ``hass`` fixture turns into a test failure. Only that
-    report is dropped. Request this fixture before ``pbx`` so that it is removed only
-    after the fake has closed.
-    """
-    loop = asyncio.get_running_loop()
-    previous = loop.get_exception_handler()
-
-    def _handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        if str(context.get("message", "")).startswith(
-            "Error on transport creation for incoming connection"
-        ) and isinstance(context.get("exception"), (ConnectionError, ssl.SSLError)):
-            return
-        if previous is None:
-            loop.default_exception_handler(context)
-        else:
-            previous(loop, context)
-
-    loop.set_exception_handler(_handler)
-    yield
-    loop.set_exception_handler(previous)
 
 
 def _user_input(pbx: FakeYeastarPBX, **changes: Any) -> dict[str, Any]:

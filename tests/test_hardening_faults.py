@@ -15,7 +15,6 @@ The one slow test is named ``test_slow_...`` (about 10 s: it uses the real 10 s 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from datetime import timedelta
 import logging
@@ -131,27 +130,6 @@ async def _tick(hass: HomeAssistant) -> None:
     """
     async_fire_time_changed(hass, dt_util.utcnow() + KEEPALIVE_INTERVAL + timedelta(seconds=1))
     await hass.async_block_till_done(wait_background_tasks=True)
-
-
-@pytest.fixture
-async def tolerate_tls_resets(hass: HomeAssistant) -> AsyncGenerator[None]:
-    """Let the fake's own report of a refused TLS handshake pass (see test_config_flow)."""
-    loop = asyncio.get_running_loop()
-    previous = loop.get_exception_handler()
-
-    def _handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        if str(context.get("message", "")).startswith(
-            "Error on transport creation for incoming connection"
-        ) and isinstance(context.get("exception"), (ConnectionError, ssl.SSLError)):
-            return
-        if previous is None:
-            loop.default_exception_handler(context)
-        else:
-            previous(loop, context)
-
-    loop.set_exception_handler(_handler)
-    yield
-    loop.set_exception_handler(previous)
 
 
 # -- the matrix: one action against a PBX in trouble ------------------------------------------

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import Iterator
 import contextlib
 import logging
-import ssl
 import time
 from typing import Any
 
@@ -62,32 +61,6 @@ def _our_timers(hass: HomeAssistant) -> list[asyncio.TimerHandle]:
         if isinstance(job, HassJob) and DOMAIN in str(job.name):
             found.append(handle)
     return found
-
-
-@pytest.fixture
-async def tolerate_tls_resets(hass: HomeAssistant) -> AsyncGenerator[None]:
-    """Let the fake's own report of a TLS handshake the client broke off pass.
-
-    A request that times out or is cut off in the handshake makes asyncio report the
-    server side (the fake's) to the loop's exception handler, which the ``hass`` fixture
-    turns into a test error. Only that report is dropped (see test_config_flow).
-    """
-    loop = asyncio.get_running_loop()
-    previous = loop.get_exception_handler()
-
-    def _handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        if str(context.get("message", "")).startswith(
-            "Error on transport creation for incoming connection"
-        ) and isinstance(context.get("exception"), (ConnectionError, ssl.SSLError)):
-            return
-        if previous is None:
-            loop.default_exception_handler(context)
-        else:
-            previous(loop, context)
-
-    loop.set_exception_handler(_handler)
-    yield
-    loop.set_exception_handler(previous)
 
 
 def _listeners(hass: HomeAssistant) -> dict[str, int]:

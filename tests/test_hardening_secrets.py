@@ -17,13 +17,12 @@ The Microsoft Graph backend (client secret, Graph access token) is not driven he
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 import json
 import logging
 import socket
-import ssl
 import traceback
 from typing import Any
 
@@ -141,27 +140,6 @@ async def _token_from_fake(pbx: FakeYeastarPBX) -> str:
         token = (await response.json(content_type=None))["token"]
     assert isinstance(token, str)
     return token
-
-
-@pytest.fixture
-async def tolerate_tls_resets(hass: HomeAssistant) -> AsyncGenerator[None]:
-    """Let the fake's own report of a refused TLS handshake pass (see test_config_flow)."""
-    loop = asyncio.get_running_loop()
-    previous = loop.get_exception_handler()
-
-    def _handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        if str(context.get("message", "")).startswith(
-            "Error on transport creation for incoming connection"
-        ) and isinstance(context.get("exception"), (ConnectionError, ssl.SSLError)):
-            return
-        if previous is None:
-            loop.default_exception_handler(context)
-        else:
-            previous(loop, context)
-
-    loop.set_exception_handler(_handler)
-    yield
-    loop.set_exception_handler(previous)
 
 
 @pytest.fixture
