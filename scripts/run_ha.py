@@ -32,6 +32,16 @@ CLIENT_ID = "http://127.0.0.1/"
 DEMO_USER = ("demo", "demo-password-123")
 SIM_USERNAME = "api"
 SIM_PASSWORD = "VoicePrompt-Demo1"
+# The Graph simulator's default app (tests/fakes/graph.py) and a Teams user to call.
+GRAPH_APP = {
+    "tenant_id": "11111111-2222-3333-4444-555555555555",
+    "client_id": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
+    "client_secret": "graph-secret-value",
+}
+TEAMS_USER = "6e5b5c1a-0d3e-4b8f-9a0c-2f4d6b8a1c3e"
+# Microsoft must reach Home Assistant over HTTPS; the simulator delivers to the real
+# local port instead, so any https:// name works here.
+DEMO_EXTERNAL_URL = "https://ha.example.test"
 
 CONFIGURATION_YAML = """\
 # Written by scripts/run_ha.py: a small Home Assistant that loads Voice Prompt.
@@ -79,7 +89,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def prepare_config(config_dir: Path, port: int, mode: str) -> None:
+def prepare_config(config_dir: Path, port: int, mode: str, external_url: str | None = None) -> None:
     """Write configuration.yaml and link this repository's integration into it."""
     components = config_dir / "custom_components"
     components.mkdir(parents=True, exist_ok=True)
@@ -87,9 +97,12 @@ def prepare_config(config_dir: Path, port: int, mode: str) -> None:
     if link.is_symlink() or link.exists():
         link.unlink()
     link.symlink_to(ROOT / "custom_components" / DOMAIN, target_is_directory=True)
-    (config_dir / "configuration.yaml").write_text(
-        CONFIGURATION_YAML.format(port=port, mode=mode), encoding="utf-8"
-    )
+    config = CONFIGURATION_YAML.format(port=port, mode=mode)
+    if external_url:
+        config = config.replace(
+            "  currency: EUR\n", f"  currency: EUR\n  external_url: {external_url}\n"
+        )
+    (config_dir / "configuration.yaml").write_text(config, encoding="utf-8")
 
 
 def start_simulator(port: int, log: Any) -> subprocess.Popen[bytes]:
@@ -102,13 +115,42 @@ def start_simulator(port: int, log: Any) -> subprocess.Popen[bytes]:
     )
 
 
-def start_home_assistant(config_dir: Path, log: Any) -> subprocess.Popen[bytes]:
-    """Start Home Assistant on the prepared config folder."""
+def start_graph_simulator(port: int, ha_port: int, log: Any) -> subprocess.Popen[bytes]:
+    """Start the fake Microsoft Graph, delivering notifications to Home Assistant's port."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-u",
+            "-m",
+            "tests.fakes.graph",
+            "--port",
+            str(port),
+            "--notification-base",
+            f"http://127.0.0.1:{ha_port}",
+            "--notify-delay",
+            "0.3",
+            "--prompt-seconds",
+            "0.5",
+        ],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def start_home_assistant(
+    config_dir: Path, log: Any, graph_simulator: str | None = None
+) -> subprocess.Popen[bytes]:
+    """Start Home Assistant on the prepared config folder (optionally against the Graph fake)."""
+    env = dict(os.environ)
+    if graph_simulator:
+        env["VOICE_PROMPT_GRAPH_SIMULATOR"] = graph_simulator
     return subprocess.Popen(
         [sys.executable, "-m", "homeassistant", "-c", str(config_dir)],
         cwd=ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,
+        env=env,
     )
 
 
@@ -239,6 +281,24 @@ async def add_pbx(
     return dict(entry)
 
 
+async def add_graph(session: aiohttp.ClientSession, base: str, token: str) -> dict[str, Any]:
+    """Config flow over REST: menu → graph form → entry (against the Graph simulator)."""
+    headers = {"Authorization": f"Bearer {token}"}
+    flow_url = f"{base}/api/config/config_entries/flow"
+    async with session.post(flow_url, json={"handler": DOMAIN}, headers=headers) as response:
+        menu = await response.json()
+    step_url = f"{flow_url}/{menu['flow_id']}"
+    async with session.post(step_url, json={"next_step_id": "graph"}, headers=headers) as response:
+        form = await response.json()
+    show("menu → graph", {k: form.get(k) for k in ("type", "step_id")})
+    async with session.post(step_url, json=GRAPH_APP, headers=headers) as response:
+        result = await response.json()
+    if result.get("type") != "create_entry":
+        raise DemoError(f"the Teams flow did not create an entry: {result.get('errors') or result}")
+    show("Teams form submitted", {"type": result["type"], "title": result["title"]})
+    return dict(result["result"])
+
+
 async def play(
     session: aiohttp.ClientSession,
     base: str,
@@ -246,6 +306,14 @@ async def play(
     entry_id: str,
     extension: Any,
     prompt: Any,
+) -> dict[str, Any]:
+    """Call voice_prompt.play_prompt on a PBX entry over the websocket."""
+    data = {"config_entry_id": entry_id, "extension": extension, "prompt": prompt}
+    return await call_action(session, base, token, data)
+
+
+async def call_action(
+    session: aiohttp.ClientSession, base: str, token: str, service_data: dict[str, Any]
 ) -> dict[str, Any]:
     """Call voice_prompt.play_prompt over the websocket and return its response."""
     async with session.ws_connect(f"{base}/api/websocket") as ws:
@@ -259,7 +327,7 @@ async def play(
             "type": "call_service",
             "domain": DOMAIN,
             "service": "play_prompt",
-            "service_data": {"config_entry_id": entry_id, "extension": extension, "prompt": prompt},
+            "service_data": service_data,
             "return_response": True,
         }
         show("websocket call_service", request)
@@ -290,6 +358,35 @@ def tail(path: Path, needle: str) -> list[str]:
     ]
 
 
+async def pbx_demo(
+    session: aiohttp.ClientSession, base: str, token: str, pbx: Pbx, extensions: list[str]
+) -> None:
+    """Add the PBX and ring one extension, then a list of them."""
+    entry = await add_pbx(session, base, token, pbx)
+    one = await play(session, base, token, entry["entry_id"], extensions[0], "hello111+queue1")
+    show("response (one extension)", one)
+    many = await play(session, base, token, entry["entry_id"], extensions, ["doorbell"])
+    show("response (a list of extensions)", many)
+    check_calls(one, 1)
+    check_calls(many, len(extensions))
+
+
+async def teams_demo(session: aiohttp.ClientSession, base: str, token: str) -> None:
+    """Add the Graph simulator's app and call a Teams user: place, play, hang up."""
+    teams = await add_graph(session, base, token)
+    request = {
+        "config_entry_id": teams["entry_id"],
+        "target": TEAMS_USER,
+        "prompt": ["https://media.example.test/doorbell.wav", "/local/chime.wav"],
+        "client_context": "demo-doorbell",
+    }
+    show("Teams: websocket call_service", request)
+    response = await call_action(session, base, token, request)
+    show("Teams: response (placed, played, hung up)", response)
+    if response.get("status") != "completed" or not response.get("hung_up"):
+        raise DemoError(f"the Teams call did not complete: {response}")
+
+
 async def run_demo(args: argparse.Namespace) -> int:
     """Start everything, drive it like a user would, stop everything."""
     started = time.monotonic()
@@ -297,8 +394,13 @@ async def run_demo(args: argparse.Namespace) -> int:
     config_dir = work / "config"
     ha_port = args.ha_port or free_port()
     sim_log_path, ha_log_path = work / "simulator.log", work / "home-assistant.log"
-    simulator = home_assistant = None
-    with sim_log_path.open("wb") as sim_log, ha_log_path.open("wb") as ha_log:
+    graph_log_path = work / "graph-simulator.log"
+    simulator = graph_simulator = home_assistant = None
+    with (
+        sim_log_path.open("wb") as sim_log,
+        ha_log_path.open("wb") as ha_log,
+        graph_log_path.open("wb") as graph_log,
+    ):
         try:
             if args.pbx_host:
                 pbx = Pbx(
@@ -317,39 +419,37 @@ async def run_demo(args: argparse.Namespace) -> int:
                     "PBX simulator",
                     f"https://127.0.0.1:{sim_port} (self-signed), user {SIM_USERNAME}",
                 )
-            prepare_config(config_dir, ha_port, "demo")
-            home_assistant = start_home_assistant(config_dir, ha_log)
+            graph_port = free_port()
+            graph_simulator = start_graph_simulator(graph_port, ha_port, graph_log)
+            await wait_for_port(graph_port, graph_simulator, "the Graph simulator", 30)
+            graph_base = f"http://127.0.0.1:{graph_port}"
+            show("Microsoft Graph simulator", f"{graph_base} (notifications to Home Assistant)")
+            prepare_config(config_dir, ha_port, "demo", external_url=DEMO_EXTERNAL_URL)
+            home_assistant = start_home_assistant(config_dir, ha_log, graph_simulator=graph_base)
             base = f"http://127.0.0.1:{ha_port}"
             async with aiohttp.ClientSession() as session:
                 await wait_for_home_assistant(session, base, home_assistant)
                 show("Home Assistant", f"{base} answered after {time.monotonic() - started:.1f} s")
                 token = await onboard(session, base)
                 show("onboarding", f"user '{DEMO_USER[0]}' created, access token obtained")
-                entry = await add_pbx(session, base, token, pbx)
-                one = await play(
-                    session, base, token, entry["entry_id"], args.extension[0], "hello111+queue1"
-                )
-                show("response (one extension)", one)
-                many = await play(
-                    session, base, token, entry["entry_id"], args.extension, ["doorbell"]
-                )
-                show("response (a list of extensions)", many)
-                check_calls(one, 1)
-                check_calls(many, len(args.extension))
+                await pbx_demo(session, base, token, pbx, args.extension)
+                await teams_demo(session, base, token)
             if simulator is not None:
                 show("what the PBX simulator received", "\n".join(tail(sim_log_path, "")[-12:]))
+            show("what the Graph simulator saw", "\n".join(tail(graph_log_path, "")[-10:]))
             show("integration log (excerpt)", "\n".join(tail(ha_log_path, "voice_prompt")[-8:]))
             print(f"\nDemo finished in {time.monotonic() - started:.1f} s: OK")
             return 0
         except DemoError as err:
             print(f"\nDemo FAILED: {err}", file=sys.stderr)
-            print(f"Logs: {sim_log_path} {ha_log_path}", file=sys.stderr)
+            print(f"Logs: {sim_log_path} {graph_log_path} {ha_log_path}", file=sys.stderr)
             for line in ha_log_path.read_text(errors="replace").splitlines()[-30:]:
                 print(f"  ha| {line}", file=sys.stderr)
             return 1
         finally:
             stop(home_assistant)
             stop(simulator)
+            stop(graph_simulator)
 
 
 def run_develop(args: argparse.Namespace) -> int:

@@ -771,3 +771,17 @@ async def test_diagnostics(
     assert graph.issued_tokens
     for secret in (CLIENT_SECRET, WEBHOOK_ID, *graph.issued_tokens):
         assert secret not in dump
+
+
+def test_simulator_endpoints_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, graph: FakeGraph
+) -> None:
+    """VOICE_PROMPT_GRAPH_SIMULATOR points every endpoint at the bundled simulator."""
+    monkeypatch.delenv("VOICE_PROMPT_GRAPH_SIMULATOR", raising=False)
+    assert GraphEndpoints.from_environment() == GraphEndpoints()
+    monkeypatch.setenv("VOICE_PROMPT_GRAPH_SIMULATOR", graph.base_url + "/")
+    assert GraphEndpoints.from_environment() == GraphEndpoints(
+        login_base=graph.login_base,
+        graph_base=graph.graph_base,
+        openid_config_url=graph.openid_config_url,
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+import os
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntry
@@ -53,8 +54,24 @@ class GraphEndpoints:
     graph_base: str = GRAPH_BASE
     openid_config_url: str = OPENID_CONFIG_URL
 
+    @classmethod
+    def from_environment(cls) -> GraphEndpoints:
+        """Microsoft's, unless VOICE_PROMPT_GRAPH_SIMULATOR names the bundled simulator.
 
-GRAPH_ENDPOINTS = GraphEndpoints()
+        Only for development (scripts/demo --graph, scripts/develop): the simulator's
+        base URL, e.g. http://127.0.0.1:8089, serves all three endpoints.
+        """
+        base = os.environ.get("VOICE_PROMPT_GRAPH_SIMULATOR", "").rstrip("/")
+        if not base:
+            return cls()
+        return cls(
+            login_base=f"{base}/login",
+            graph_base=f"{base}/graph",
+            openid_config_url=f"{base}/botframework/.well-known/OpenIdConfiguration",
+        )
+
+
+GRAPH_ENDPOINTS = GraphEndpoints.from_environment()
 
 
 def create_yeastar_client(hass: HomeAssistant, data: Mapping[str, Any]) -> YeastarClient:
