@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Iterator
 import contextlib
+import os
 from pathlib import Path
 import ssl
 from typing import Any
@@ -21,6 +22,17 @@ from tests.fakes.yeastar import FakeYeastarPBX
 
 PASSWORD = "VoicePrompt-Demo1"
 SERIAL = "369364835218"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_coverage_in_subprocesses() -> None:
+    """Keep pytest-cov out of the programs tests start (pip, scripts/release).
+
+    They run elsewhere with another configuration (no branch data), and coverage then
+    refuses to combine their data with ours. The integration never runs in them.
+    """
+    for name in [name for name in os.environ if name.startswith("COV_CORE_")]:
+        del os.environ[name]
 
 
 @pytest.fixture(autouse=True)
