@@ -19,7 +19,6 @@ import json
 import pathlib
 import re
 import secrets
-import signal
 import ssl
 import sys
 import tempfile
@@ -35,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 import jwt
 from jwt.algorithms import RSAAlgorithm
 
+from . import run_program, serve_until_stopped
 from .tls import make_self_signed_cert, server_ssl_context
 
 GRAPH_SCOPES: frozenset[str] = frozenset(
@@ -1246,12 +1246,6 @@ async def _serve(args: argparse.Namespace) -> int:
         fake.verify_notification_tls = not args.insecure_notifications
         await fake.start(host=args.host, port=args.port, ssl_context=ssl_context)
 
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, stop.set)
-
         _emit(f"Fake Microsoft Graph listening on {fake.base_url}")
         _emit(f"  login base:   {fake.login_base}   (token: {fake.token_url})")
         _emit(f"  graph base:   {fake.graph_base}")
@@ -1260,21 +1254,14 @@ async def _serve(args: argparse.Namespace) -> int:
         if args.notification_base:
             _emit(f"  notifications go to {args.notification_base} (callback paths kept)")
         _emit("Press Ctrl-C to stop.")
-        try:
-            await stop.wait()
-        finally:
-            await fake.close()
+        await serve_until_stopped(fake.close)
         _emit("Fake Microsoft Graph stopped.")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the fake Graph until Ctrl-C / SIGTERM."""
-    args = _parse_args(argv)
-    try:
-        return asyncio.run(_serve(args))
-    except KeyboardInterrupt:
-        return 0
+    return run_program(_serve(_parse_args(argv)))
 
 
 if __name__ == "__main__":

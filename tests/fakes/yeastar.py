@@ -15,7 +15,6 @@ import json
 import pathlib
 import re
 import secrets
-import signal
 import ssl
 import sys
 import tempfile
@@ -24,6 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
+from . import run_program, serve_until_stopped
 from .tls import make_self_signed_cert, server_ssl_context
 
 API_PREFIX = "/api/v1.0.0/"
@@ -625,12 +625,6 @@ async def _serve(args: argparse.Namespace) -> int:
         fake.latency = args.latency
         await fake.start(host=args.host, port=args.port, ssl_context=ssl_context)
 
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, stop.set)
-
         _emit(f"Fake Yeastar PBX listening on {fake.base_url}")
         _emit(
             f"  host {fake.host}  port {fake.port}  "
@@ -641,21 +635,14 @@ async def _serve(args: argparse.Namespace) -> int:
         _emit(f"  username: {args.username}  password: {args.password}")
         _emit(f"  extensions: {len(fake.extensions)}  prompts: {', '.join(sorted(fake.prompts))}")
         _emit("Press Ctrl-C to stop.")
-        try:
-            await stop.wait()
-        finally:
-            await fake.close()
+        await serve_until_stopped(fake.close)
         _emit("Fake Yeastar PBX stopped.")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the fake PBX until Ctrl-C / SIGTERM."""
-    args = _parse_args(argv)
-    try:
-        return asyncio.run(_serve(args))
-    except KeyboardInterrupt:
-        return 0
+    return run_program(_serve(_parse_args(argv)))
 
 
 if __name__ == "__main__":
