@@ -31,7 +31,6 @@ from custom_components.voice_prompt.const import (
 )
 from custom_components.voice_prompt.event import EVENT_TYPES
 from custom_components.voice_prompt.models import GraphData, GraphEndpoints
-from homeassistant.components import webhook
 from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
 from homeassistant.const import (
     CONF_CLIENT_SECRET,
@@ -705,26 +704,7 @@ async def test_webhook_bad_bodies(
 async def test_webhook_without_a_loaded_entry(
     hass: HomeAssistant, graph: FakeGraph, graph_loaded: MockConfigEntry, graph_http: TestClient
 ) -> None:
-    """The handler finds the entry by webhook id; a stray id gets 404."""
-    webhook.async_register(
-        hass,
-        DOMAIN,
-        "stray",
-        "stray-webhook-id",
-        backend_graph._async_handle_webhook,
-        local_only=False,
-        allowed_methods=["POST"],
-    )
-    try:
-        reply = await graph_http.post(
-            "/api/webhook/stray-webhook-id",
-            json={"value": []},
-            headers={"Authorization": f"Bearer {graph.make_jwt()}"},
-        )
-    finally:
-        webhook.async_unregister(hass, "stray-webhook-id")
-    assert reply.status == 404
-
+    """The webhook lives and dies with its entry."""
     # Once unloaded, the entry's own webhook is gone (HA answers 200 to hide that).
     await hass.config_entries.async_unload(graph_loaded.entry_id)
     reply = await graph_http.post(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any, Final
 
 from aiohttp import web
@@ -60,7 +61,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: VoicePromptConfigEntry) 
         DOMAIN,
         f"{entry.title} notifications",
         entry.data[CONF_WEBHOOK_ID],
-        _async_handle_webhook,
+        partial(_async_handle_webhook, entry),
         local_only=False,  # Microsoft's servers post from the internet
         allowed_methods=["POST"],
     )
@@ -73,20 +74,10 @@ async def async_unload_entry(hass: HomeAssistant, entry: VoicePromptConfigEntry)
 
 
 async def _async_handle_webhook(
-    hass: HomeAssistant, webhook_id: str, request: web.Request
+    entry: VoicePromptConfigEntry, hass: HomeAssistant, webhook_id: str, request: web.Request
 ) -> web.Response:
     """Check the Bot Framework token first; only then read and act on the body."""
-    entry = next(
-        (
-            entry
-            for entry in hass.config_entries.async_loaded_entries(DOMAIN)
-            if entry.data.get(CONF_WEBHOOK_ID) == webhook_id
-        ),
-        None,
-    )
-    if entry is None or not isinstance(entry.runtime_data, GraphData):
-        return web.Response(status=404)
-    data: GraphData = entry.runtime_data
+    data = _data(entry)
     try:
         await data.verifier.verify(request.headers.get("Authorization"))
     except VoicePromptAuthenticationError as err:
