@@ -330,6 +330,8 @@ def _table_keys(table: ast.expr, position: int, constants: dict[str, ast.expr]) 
     rows = value.values if isinstance(value, ast.Dict) else [value]
     keys: set[str] = set()
     for row in rows:
+        if isinstance(row, ast.Name):  # a row shared by several codes, bound once
+            row = constants.get(row.id)  # noqa: PLW2901
         item = row.elts[position] if isinstance(row, ast.Tuple) else None
         if not (isinstance(item, ast.Constant) and isinstance(item.value, str)):
             return None

@@ -736,7 +736,7 @@ class GraphClient:
             "scope": SCOPE,
             "grant_type": "client_credentials",
         }
-        status, data = await self._send("POST", self._token_url, host, data=form)
+        status, data, _ = await self._send("POST", self._token_url, host, data=form)
         if status == 200 and isinstance(data, dict):
             return data
         codes = data.get("error_codes") if isinstance(data, dict) else None
@@ -773,7 +773,10 @@ class GraphClient:
         while True:
             tries += 1
             token = await self._access_token()
-            status, data, retry_after = await self._send_graph(method, url, host, token, body)
+            self.requests += 1
+            status, data, retry_after = await self._send(
+                method, url, host, json_body=body, headers={"Authorization": f"Bearer {token}"}
+            )
             if 200 <= status < 300:
                 return data
             if status == 401 and not refreshed:
@@ -791,20 +794,6 @@ class GraphClient:
                 continue
             raise _graph_error(status, data, host, call_id)
 
-    async def _send_graph(
-        self, method: str, url: str, host: str, token: str, body: dict[str, Any] | None
-    ) -> tuple[int, Any, float]:
-        self.requests += 1
-        status, data, headers = await self._send(
-            method,
-            url,
-            host,
-            json_body=body,
-            headers={"Authorization": f"Bearer {token}"},
-            want_headers=True,
-        )
-        return status, data, _retry_after(headers.get("Retry-After"))
-
     async def _send(
         self,
         method: str,
@@ -814,14 +803,15 @@ class GraphClient:
         data: dict[str, str] | None = None,
         json_body: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
-        want_headers: bool = False,
-    ) -> Any:
+    ) -> tuple[int, Any, float]:
+        """One exchange: (status, parsed JSON body or None, Retry-After seconds)."""
         try:
             async with self._session.request(
                 method, url, data=data, json=json_body, headers=headers, timeout=self._timeout
             ) as response:
                 raw = await response.read()
-                status, reply_headers = response.status, dict(response.headers)
+                status = response.status
+                retry_after = _retry_after(response.headers.get("Retry-After"))
         except TimeoutError:
             raise VoicePromptTimeoutError(host=host, timeout=f"{self._request_timeout:g}") from None
         except aiohttp.ClientSSLError as err:
@@ -835,7 +825,7 @@ class GraphClient:
             except (ValueError, RecursionError):
                 if 200 <= status < 300:
                     raise VoicePromptResponseError("not JSON", host=host) from None
-        return (status, parsed, reply_headers) if want_headers else (status, parsed)
+        return status, parsed, retry_after
 
 
 def _path_id(call_id: str) -> str:

@@ -56,14 +56,22 @@ _EXTENSION: Final = re.compile(r"[0-9]{1,16}")
 
 type _ErrorSpec = tuple[type[VoicePromptError], str, str]
 
+# Codes that mean this client sent something malformed: one message for all of them.
+_PROTOCOL_ERROR: Final[_ErrorSpec] = (
+    VoicePromptRequestError,
+    "protocol_error",
+    "The PBX rejected the request format (error {code})",
+)
+_TOKEN_ERROR: Final[_ErrorSpec] = (
+    VoicePromptTokenError,
+    "token_rejected",
+    VoicePromptTokenError.message,
+)
+
 # errno -> (exception class, translation key, English message). Input errors are the
 # caller's fault (a Home Assistant ServiceValidationError); the rest are the PBX's.
 ERRORS: Final[dict[str, _ErrorSpec]] = {
-    "10002": (
-        VoicePromptRequestError,
-        "protocol_error",
-        "The PBX rejected the request format (error {code})",
-    ),
+    "10002": _PROTOCOL_ERROR,
     "10003": (
         VoicePromptRequestError,
         "unsupported_request",
@@ -115,40 +123,20 @@ ERRORS: Final[dict[str, _ErrorSpec]] = {
         "too_many_requests",
         "The PBX is applying its configuration too often; try again in a moment",
     ),
-    "20000": (
-        VoicePromptRequestError,
-        "protocol_error",
-        "The PBX rejected the request format (error {code})",
-    ),
-    "20001": (
-        VoicePromptRequestError,
-        "protocol_error",
-        "The PBX rejected the request format (error {code})",
-    ),
+    "20000": _PROTOCOL_ERROR,
+    "20001": _PROTOCOL_ERROR,
     "20002": (VoicePromptIPBlockedError, "ip_blocked", VoicePromptIPBlockedError.message),
     "20003": (
         VoicePromptAuthenticationError,
         "invalid_auth",
         VoicePromptAuthenticationError.message,
     ),
-    "20004": (VoicePromptTokenError, "token_rejected", VoicePromptTokenError.message),
-    "20005": (VoicePromptTokenError, "token_rejected", VoicePromptTokenError.message),
-    "20006": (VoicePromptTokenError, "token_rejected", VoicePromptTokenError.message),
-    "20007": (
-        VoicePromptRequestError,
-        "protocol_error",
-        "The PBX rejected the request format (error {code})",
-    ),
-    "20008": (
-        VoicePromptRequestError,
-        "protocol_error",
-        "The PBX rejected the request format (error {code})",
-    ),
-    "20009": (
-        VoicePromptRequestError,
-        "protocol_error",
-        "The PBX rejected the request format (error {code})",
-    ),
+    "20004": _TOKEN_ERROR,
+    "20005": _TOKEN_ERROR,
+    "20006": _TOKEN_ERROR,
+    "20007": _PROTOCOL_ERROR,
+    "20008": _PROTOCOL_ERROR,
+    "20009": _PROTOCOL_ERROR,
     "30001": (
         VoicePromptRequestError,
         "pbx_internal_error",
