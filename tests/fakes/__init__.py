@@ -6,7 +6,14 @@ import asyncio
 from collections.abc import Awaitable, Callable, Coroutine
 import contextlib
 import signal
+import sys
 from typing import Any
+
+
+def emit(line: str) -> None:
+    """One log line of a fake in program mode, flushed at once (output is often piped)."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
 
 
 async def wait_for_stop_signal() -> None:

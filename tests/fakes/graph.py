@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 import jwt
 from jwt.algorithms import RSAAlgorithm
 
-from . import run_program, serve_until_stopped
+from . import emit as _emit, run_program, serve_until_stopped
 from .tls import make_self_signed_cert, server_ssl_context
 
 GRAPH_SCOPES: frozenset[str] = frozenset(
@@ -185,11 +185,6 @@ def _short_url(url: str) -> str:
     parts = urllib.parse.urlsplit(url)
     path = parts.path if len(parts.path) <= 24 else parts.path[:24] + "…"
     return f"{parts.scheme}://{parts.netloc}{path}"
-
-
-def _emit(line: str) -> None:
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
 
 
 def _graph_now() -> str:

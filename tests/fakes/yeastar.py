@@ -23,7 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import run_program, serve_until_stopped
+from . import emit as _emit, run_program, serve_until_stopped
 from .tls import make_self_signed_cert, server_ssl_context
 
 API_PREFIX = "/api/v1.0.0/"
@@ -122,11 +122,6 @@ def _mask(token: str | None) -> str:
     if not token:
         return "-"
     return f"{token[:4]}…"
-
-
-def _emit(line: str) -> None:
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
 
 
 class FakeYeastarPBX:
