@@ -11,7 +11,6 @@ import asyncio
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-import json
 import logging
 import re
 import time
@@ -32,6 +31,7 @@ from .errors import (
     VoicePromptSSLError,
     VoicePromptTimeoutError,
 )
+from .jsonparse import loads
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -821,8 +821,8 @@ class GraphClient:
         parsed: Any = None
         if raw:
             try:
-                parsed = json.loads(raw)
-            except (ValueError, RecursionError):
+                parsed = loads(raw)
+            except ValueError:
                 if 200 <= status < 300:
                     raise VoicePromptResponseError("not JSON", host=host) from None
         return status, parsed, retry_after

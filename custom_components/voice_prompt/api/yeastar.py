@@ -11,7 +11,6 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 import hashlib
-import json
 import logging
 import re
 import time
@@ -32,6 +31,7 @@ from .errors import (
     VoicePromptTimeoutError,
     VoicePromptTokenError,
 )
+from .jsonparse import loads
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -216,6 +216,8 @@ def normalize_prompts(value: str | Sequence[str]) -> list[str]:
 
 def normalize_extensions(value: str | int | Sequence[str | int]) -> list[str]:
     """Turn ``"1000"``, ``"1000, 1001"`` or a list into unique extension numbers."""
+    if type(value) is str and _EXTENSION.fullmatch(value):
+        return [value]  # the common case, without the general path's list building
     if isinstance(value, bool):
         raise _input_error(
             "extension_invalid",
@@ -533,7 +535,10 @@ class YeastarClient:
 
     async def _request(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         """Send an authenticated request; log in again once if the token died."""
-        token = await self._current_token()
+        if self._auth_failed_code is not None:
+            # Refused once: never knock again (5 failures lock the PBX for 10 minutes).
+            raise error_for(self._auth_failed_code, self.host)
+        token = self._token or await self._fresh_token(stale=None)
         try:
             return await self._post(path, body, token)
         except VoicePromptTokenError as err:
@@ -553,14 +558,6 @@ class YeastarClient:
                 extension="",
                 prompt="",
             ) from None
-
-    async def _current_token(self) -> str:
-        if self._auth_failed_code is not None:
-            # Refused once: never knock again (5 failures lock the PBX for 10 minutes).
-            raise error_for(self._auth_failed_code, self.host)
-        if self._token is not None:
-            return self._token
-        return await self._fresh_token(stale=None)
 
     async def _fresh_token(self, stale: str | None) -> str:
         """Log in once for all concurrent callers that saw the same stale token."""
@@ -648,18 +645,20 @@ class YeastarClient:
             except aiohttp.ClientError as err:
                 raise VoicePromptConnectionError(_describe(err), host=self.host) from None
         try:
-            data = json.loads(raw)
-        except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
+            data = loads(raw)
+        except ValueError:
             raise self._bad_reply("not JSON") from None
         if not isinstance(data, dict):
             raise self._bad_reply("not a JSON object")
         status = data.get("status")
+        if status == "Success":
+            if token is not None:
+                self._last_used = time.monotonic()
+            return data
         errno = str(data.get("errno", "")).strip() or "?"
-        if token is not None and (status == "Success" or errno not in _TOKEN_ERRNOS):
+        if token is not None and errno not in _TOKEN_ERRNOS:
             # Any answer but a token error means the PBX accepted (and refreshed) it.
             self._last_used = time.monotonic()
-        if status == "Success":
-            return data
         if status == "Failed":
             _LOGGER.debug("%s %s failed with errno %s", self.host, path, errno)
             raise error_for(errno, self.host)
