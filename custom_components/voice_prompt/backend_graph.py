@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any, Final
 
@@ -96,7 +96,7 @@ async def _async_handle_webhook(
 
 
 async def async_play(
-    hass: HomeAssistant, entry: VoicePromptConfigEntry, data: dict[str, Any]
+    hass: HomeAssistant, entry: VoicePromptConfigEntry, data: Mapping[str, Any]
 ) -> dict[str, Any]:
     """Play into ``call_id``, or call ``target``, play, wait for the end, hang up."""
     call_id, target_text = data.get(ATTR_CALL_ID), data.get(ATTR_TARGET)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final
 
@@ -69,7 +70,7 @@ async def async_unload_entry(hass: HomeAssistant, entry: VoicePromptConfigEntry)
 
 
 async def async_play(
-    hass: HomeAssistant, entry: VoicePromptConfigEntry, data: dict[str, Any]
+    hass: HomeAssistant, entry: VoicePromptConfigEntry, data: Mapping[str, Any]
 ) -> dict[str, Any]:
     """Ring each extension (concurrently, bounded) and report every call id."""
     if ATTR_EXTENSION not in data:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from homeassistant.const import Platform
@@ -25,7 +26,7 @@ class Backend(Protocol):
         """Close the client."""
 
     async def async_play(
-        self, hass: HomeAssistant, entry: VoicePromptConfigEntry, data: dict[str, Any]
+        self, hass: HomeAssistant, entry: VoicePromptConfigEntry, data: Mapping[str, Any]
     ) -> dict[str, Any]:
         """Run play_prompt for this entry and return the response."""
 
