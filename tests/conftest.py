@@ -14,7 +14,13 @@ import aiohttp
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.voice_prompt.const import BACKEND_YEASTAR, CONF_BACKEND, DOMAIN
+from custom_components.voice_prompt.const import (
+    BACKEND_YEASTAR,
+    CONF_BACKEND,
+    DOMAIN,
+    SERVICE_PLAY_PROMPT,
+)
+from homeassistant.config_entries import SOURCE_REAUTH
 from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME, CONF_VERIFY_SSL
 from homeassistant.core import HomeAssistant
 from tests.fakes.tls import make_self_signed_cert, server_ssl_context
@@ -103,6 +109,35 @@ async def loaded_entry(hass: HomeAssistant, config_entry: MockConfigEntry) -> Mo
     assert await hass.config_entries.async_setup(config_entry.entry_id)
     await hass.async_block_till_done()
     return config_entry
+
+
+async def play_prompt(
+    hass: HomeAssistant,
+    entry: MockConfigEntry | str,
+    *,
+    return_response: bool = True,
+    **data: Any,
+) -> Any:
+    """Call ``voice_prompt.play_prompt`` for an entry (or a bare entry id) and wait."""
+    entry_id = entry if isinstance(entry, str) else entry.entry_id
+    return await hass.services.async_call(
+        DOMAIN,
+        SERVICE_PLAY_PROMPT,
+        {"config_entry_id": entry_id, **data},
+        blocking=True,
+        return_response=return_response,
+    )
+
+
+def reauth_flows(hass: HomeAssistant, entry: MockConfigEntry | None = None) -> list[Any]:
+    """Reauth flows in progress for this integration (for one entry, when given)."""
+    return [
+        flow
+        for flow in hass.config_entries.flow.async_progress()
+        if flow["handler"] == DOMAIN
+        and flow["context"].get("source") == SOURCE_REAUTH
+        and (entry is None or flow["context"].get("entry_id") == entry.entry_id)
+    ]
 
 
 @contextlib.contextmanager

@@ -23,15 +23,10 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.voice_prompt import backend_graph, models
-from custom_components.voice_prompt.const import (
-    CONF_APPLICATION_INSTANCE_ID,
-    CONF_HANG_UP,
-    DOMAIN,
-    SERVICE_PLAY_PROMPT,
-)
+from custom_components.voice_prompt.const import CONF_APPLICATION_INSTANCE_ID, CONF_HANG_UP, DOMAIN
 from custom_components.voice_prompt.event import EVENT_TYPES
 from custom_components.voice_prompt.models import GraphData, GraphEndpoints
-from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import (
     CONF_CLIENT_SECRET,
     CONF_WEBHOOK_ID,
@@ -42,6 +37,7 @@ from homeassistant.const import (
 from homeassistant.core import HomeAssistant, State
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import device_registry as dr, entity_registry as er
+from tests.conftest import play_prompt, reauth_flows
 from tests.fakes.graph import FakeGraph
 from tests.graph_fixtures import (  # noqa: F401 - fixtures
     CLIENT_ID,
@@ -69,16 +65,6 @@ WEBHOOK_PATH = f"/api/webhook/{WEBHOOK_ID}"
 CALLS = "/graph/v1.0/communications/calls"
 
 
-async def _play(hass: HomeAssistant, entry: MockConfigEntry, **data: Any) -> Any:
-    return await hass.services.async_call(
-        DOMAIN,
-        SERVICE_PLAY_PROMPT,
-        {"config_entry_id": entry.entry_id, **data},
-        blocking=True,
-        return_response=True,
-    )
-
-
 def _entity_id(hass: HomeAssistant) -> str:
     entity_id = er.async_get(hass).async_get_entity_id("event", DOMAIN, f"{UNIQUE_ID}_calls")
     assert entity_id is not None
@@ -100,16 +86,6 @@ def _fired(hass: HomeAssistant, events: list[Any]) -> list[dict[str, Any]]:
         if e.data["entity_id"] == entity_id
         and e.data["new_state"] is not None
         and e.data["new_state"].state not in (STATE_UNKNOWN, STATE_UNAVAILABLE)
-    ]
-
-
-def _reauth_flows(hass: HomeAssistant, entry: MockConfigEntry) -> list[Any]:
-    return [
-        flow
-        for flow in hass.config_entries.flow.async_progress()
-        if flow["handler"] == DOMAIN
-        and flow["context"].get("source") == SOURCE_REAUTH
-        and flow["context"].get("entry_id") == entry.entry_id
     ]
 
 
@@ -189,7 +165,7 @@ async def test_setup_with_a_bad_secret_asks_for_reauth(
 
     assert graph_entry.state is ConfigEntryState.SETUP_ERROR
     assert graph_entry.reason is not None
-    assert len(_reauth_flows(hass, graph_entry)) == 1
+    assert len(reauth_flows(hass, graph_entry)) == 1
     assert WEBHOOK_ID not in hass.data.get("webhook", {})
     assert graph.token_requests == 1  # no retry loop
 
@@ -207,7 +183,7 @@ async def test_setup_token_errors(
 
     assert graph_entry.state is ConfigEntryState.SETUP_ERROR
     assert graph_entry.error_reason_translation_key == key
-    assert len(_reauth_flows(hass, graph_entry)) == 1
+    assert len(reauth_flows(hass, graph_entry)) == 1
 
 
 async def test_setup_unreachable_retries(
@@ -227,7 +203,7 @@ async def test_setup_unreachable_retries(
 
     assert graph_entry.state is ConfigEntryState.SETUP_RETRY
     assert graph_entry.error_reason_translation_key == "cannot_connect"
-    assert _reauth_flows(hass, graph_entry) == []
+    assert reauth_flows(hass, graph_entry) == []
     assert WEBHOOK_ID not in hass.data.get("webhook", {})
 
 
@@ -244,7 +220,7 @@ async def test_place_play_hang_up(
     caplog.set_level(logging.DEBUG)
     changes = async_capture_events(hass, EVENT_STATE_CHANGED)
 
-    response = await _play(hass, graph_loaded, target=USER_ID, prompt=[MEDIA, LOCAL_MEDIA])
+    response = await play_prompt(hass, graph_loaded, target=USER_ID, prompt=[MEDIA, LOCAL_MEDIA])
 
     # The call: callback and media point at the external URL.
     (create,) = graph.calls_to("POST", CALLS)
@@ -320,7 +296,7 @@ async def test_client_context_and_media_forms(
     hass: HomeAssistant, graph: FakeGraph, graph_loaded: MockConfigEntry
 ) -> None:
     """One URL as a string, or media with their own resource ids; a caller's label."""
-    response = await _play(
+    response = await play_prompt(
         hass,
         graph_loaded,
         target=f" {USER_ID.upper()} ",
@@ -336,7 +312,7 @@ async def test_client_context_and_media_forms(
         (f"{EXTERNAL_URL}{LOCAL_MEDIA}", _resource_id(f"{EXTERNAL_URL}{LOCAL_MEDIA}")),
     ]
 
-    await _play(hass, graph_loaded, target=USER_ID, prompt=MEDIA)
+    await play_prompt(hass, graph_loaded, target=USER_ID, prompt=MEDIA)
     second = graph.calls_to("POST", CALLS)[1]
     assert second.body["mediaConfig"]["preFetchMedia"][0]["resourceId"] == _resource_id(MEDIA)
 
@@ -344,7 +320,7 @@ async def test_client_context_and_media_forms(
 async def test_hang_up_false_leaves_the_call(
     hass: HomeAssistant, graph: FakeGraph, graph_loaded: MockConfigEntry
 ) -> None:
-    response = await _play(hass, graph_loaded, target=USER_ID, prompt=[MEDIA], hang_up=False)
+    response = await play_prompt(hass, graph_loaded, target=USER_ID, prompt=[MEDIA], hang_up=False)
 
     assert response["status"] == "completed"
     assert response["hung_up"] is False
@@ -358,8 +334,8 @@ async def test_hang_up_option(
     """The option is the default; the action's field wins over it."""
     hass.config_entries.async_update_entry(graph_loaded, options={CONF_HANG_UP: False})
 
-    kept = await _play(hass, graph_loaded, target=USER_ID, prompt=[MEDIA])
-    ended = await _play(hass, graph_loaded, target=USER_ID, prompt=[MEDIA], hang_up=True)
+    kept = await play_prompt(hass, graph_loaded, target=USER_ID, prompt=[MEDIA])
+    ended = await play_prompt(hass, graph_loaded, target=USER_ID, prompt=[MEDIA], hang_up=True)
 
     assert kept["hung_up"] is False
     assert ended["hung_up"] is True
@@ -369,10 +345,10 @@ async def test_hang_up_option(
 async def test_play_into_an_existing_call(
     hass: HomeAssistant, graph: FakeGraph, graph_loaded: MockConfigEntry
 ) -> None:
-    first = await _play(hass, graph_loaded, target=USER_ID, prompt=[MEDIA], hang_up=False)
+    first = await play_prompt(hass, graph_loaded, target=USER_ID, prompt=[MEDIA], hang_up=False)
     call_id = first["call_id"]
 
-    response = await _play(hass, graph_loaded, call_id=call_id, prompt=[LOCAL_MEDIA])
+    response = await play_prompt(hass, graph_loaded, call_id=call_id, prompt=[LOCAL_MEDIA])
 
     assert response["call_id"] == call_id
     assert response["status"] == "running"
@@ -391,7 +367,7 @@ async def test_play_into_an_unknown_call(
     call_id = str(uuid.uuid4())
 
     with pytest.raises(ServiceValidationError) as exc_info:
-        await _play(hass, graph_loaded, call_id=call_id, prompt=[MEDIA])
+        await play_prompt(hass, graph_loaded, call_id=call_id, prompt=[MEDIA])
 
     assert exc_info.value.translation_key == "graph_call_not_found"
     assert call_id in str(exc_info.value)
@@ -400,7 +376,7 @@ async def test_play_into_an_unknown_call(
 async def test_loop_uses_beta_and_does_not_wait(
     hass: HomeAssistant, graph: FakeGraph, graph_loaded: MockConfigEntry
 ) -> None:
-    response = await _play(hass, graph_loaded, target=USER_ID, prompt=[MEDIA], loop=True)
+    response = await play_prompt(hass, graph_loaded, target=USER_ID, prompt=[MEDIA], loop=True)
 
     call_id = response["call_id"]
     (play,) = graph.calls_to("POST", f"/graph/beta/communications/calls/{call_id}/playPrompt")
@@ -416,7 +392,7 @@ async def test_phone_number_needs_the_instance_option(
     hass: HomeAssistant, graph: FakeGraph, graph_loaded: MockConfigEntry
 ) -> None:
     with pytest.raises(ServiceValidationError) as exc_info:
-        await _play(hass, graph_loaded, target="+31 20 123 4567", prompt=[MEDIA])
+        await play_prompt(hass, graph_loaded, target="+31 20 123 4567", prompt=[MEDIA])
     assert exc_info.value.translation_key == "phone_needs_instance"
     assert "application instance ID" in str(exc_info.value)
     assert graph.calls_to("POST", CALLS) == []
@@ -424,7 +400,7 @@ async def test_phone_number_needs_the_instance_option(
     hass.config_entries.async_update_entry(
         graph_loaded, options={CONF_APPLICATION_INSTANCE_ID: INSTANCE_ID, CONF_HANG_UP: True}
     )
-    response = await _play(hass, graph_loaded, target="+31 20 123 4567", prompt=[MEDIA])
+    response = await play_prompt(hass, graph_loaded, target="+31 20 123 4567", prompt=[MEDIA])
 
     (create,) = graph.calls_to("POST", CALLS)
     assert create.body["targets"][0]["identity"]["phone"]["id"] == "+31201234567"
@@ -440,7 +416,7 @@ async def test_no_external_url(
 
     for prompt in ([MEDIA], [LOCAL_MEDIA]):
         with pytest.raises(ServiceValidationError) as exc_info:
-            await _play(hass, graph_loaded, target=USER_ID, prompt=prompt)
+            await play_prompt(hass, graph_loaded, target=USER_ID, prompt=prompt)
         assert exc_info.value.translation_key == "external_url_required"
         assert "external HTTPS URL" in str(exc_info.value)
 
@@ -453,7 +429,7 @@ async def test_http_external_url_is_not_enough(
     hass.config.external_url = "http://ha.example.test:8123"
 
     with pytest.raises(ServiceValidationError) as exc_info:
-        await _play(hass, graph_loaded, target=USER_ID, prompt=[MEDIA])
+        await play_prompt(hass, graph_loaded, target=USER_ID, prompt=[MEDIA])
 
     assert exc_info.value.translation_key == "external_url_required"
     assert graph.calls_to("POST", CALLS) == []
@@ -488,7 +464,7 @@ async def test_input_is_refused_locally(
     before = len(graph.requests)
 
     with pytest.raises(ServiceValidationError) as exc_info:
-        await _play(hass, graph_loaded, **data)
+        await play_prompt(hass, graph_loaded, **data)
 
     err = exc_info.value
     assert err.translation_key == key
@@ -510,7 +486,7 @@ async def test_failed_media(
     changes = async_capture_events(hass, EVENT_STATE_CHANGED)
 
     with pytest.raises(HomeAssistantError) as exc_info:
-        await _play(hass, graph_loaded, target=USER_ID, prompt=[MEDIA])
+        await play_prompt(hass, graph_loaded, target=USER_ID, prompt=[MEDIA])
 
     err = exc_info.value
     assert not isinstance(err, ServiceValidationError)
@@ -534,13 +510,13 @@ async def test_missing_permission(
     graph.permission_denied = True
 
     with pytest.raises(HomeAssistantError) as exc_info:
-        await _play(hass, graph_loaded, target=USER_ID, prompt=[MEDIA])
+        await play_prompt(hass, graph_loaded, target=USER_ID, prompt=[MEDIA])
 
     err = exc_info.value
     assert not isinstance(err, ServiceValidationError)
     assert err.translation_key == "graph_permission_missing"
     assert "Calls.Initiate.All" in str(err)
-    assert _reauth_flows(hass, graph_loaded) == []
+    assert reauth_flows(hass, graph_loaded) == []
 
 
 async def test_unanswered_call(
@@ -549,7 +525,7 @@ async def test_unanswered_call(
     graph.answer = False
 
     with pytest.raises(HomeAssistantError) as exc_info:
-        await _play(hass, graph_loaded, target=USER_ID, prompt=[MEDIA])
+        await play_prompt(hass, graph_loaded, target=USER_ID, prompt=[MEDIA])
 
     assert exc_info.value.translation_key == "call_not_answered"
     assert "Callee could not be reached" in str(exc_info.value)
@@ -566,14 +542,14 @@ async def test_timeouts(
 
     graph.notify_delay = 1.0
     with pytest.raises(HomeAssistantError) as exc_info:
-        await _play(hass, graph_loaded, target=USER_ID, prompt=[MEDIA])
+        await play_prompt(hass, graph_loaded, target=USER_ID, prompt=[MEDIA])
     assert exc_info.value.translation_key == "call_not_established"
     assert "within 0.1 seconds" in str(exc_info.value)
 
     graph.notify_delay = 0.02
     graph.prompt_seconds = 5.0
     with pytest.raises(HomeAssistantError) as exc_info:
-        await _play(hass, graph_loaded, target=USER_ID, prompt=[MEDIA])
+        await play_prompt(hass, graph_loaded, target=USER_ID, prompt=[MEDIA])
     assert exc_info.value.translation_key == "prompt_timeout"
 
     # Both calls were ended.
@@ -589,14 +565,14 @@ async def test_runtime_401_starts_reauth(
     tokens_before = graph.token_requests
 
     with pytest.raises(HomeAssistantError) as exc_info:
-        await _play(hass, graph_loaded, target=USER_ID, prompt=[MEDIA])
+        await play_prompt(hass, graph_loaded, target=USER_ID, prompt=[MEDIA])
 
     err = exc_info.value
     assert not isinstance(err, ServiceValidationError)
     assert err.translation_key == "invalid_auth"
     assert CLIENT_SECRET not in str(err)
     await hass.async_block_till_done()
-    assert len(_reauth_flows(hass, graph_loaded)) == 1
+    assert len(reauth_flows(hass, graph_loaded)) == 1
     assert graph.token_requests == tokens_before + 1
     assert [r.reply_status for r in graph.calls_to("POST", CALLS)] == [401]
     assert graph.calls == {}
@@ -607,11 +583,11 @@ async def test_expired_token_is_refreshed_silently(
 ) -> None:
     graph.expire_tokens()
 
-    response = await _play(hass, graph_loaded, target=USER_ID, prompt=[MEDIA])
+    response = await play_prompt(hass, graph_loaded, target=USER_ID, prompt=[MEDIA])
 
     assert response["status"] == "completed"
     assert [r.reply_status for r in graph.calls_to("POST", CALLS)] == [401, 201]
-    assert _reauth_flows(hass, graph_loaded) == []
+    assert reauth_flows(hass, graph_loaded) == []
 
 
 # ------------------------------------------------------------------ notifications
@@ -624,7 +600,7 @@ async def test_refused_notifications_change_nothing(
     graph_http: TestClient,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    response = await _play(hass, graph_loaded, target=USER_ID, prompt=[MEDIA], hang_up=False)
+    response = await play_prompt(hass, graph_loaded, target=USER_ID, prompt=[MEDIA], hang_up=False)
     call_id = response["call_id"]
     await hass.async_block_till_done()
     before = _state(hass)
@@ -669,7 +645,7 @@ async def test_refused_notifications_change_nothing(
 async def test_unknown_call_notification_is_harmless(
     hass: HomeAssistant, graph: FakeGraph, graph_loaded: MockConfigEntry
 ) -> None:
-    first = await _play(hass, graph_loaded, target=USER_ID, prompt=[MEDIA], hang_up=False)
+    first = await play_prompt(hass, graph_loaded, target=USER_ID, prompt=[MEDIA], hang_up=False)
     stranger = str(uuid.uuid4())
 
     for data, url in (
@@ -680,7 +656,7 @@ async def test_unknown_call_notification_is_harmless(
     ):
         assert await graph.notify(first["call_id"], data, resource_url=url) == 202
 
-    response = await _play(hass, graph_loaded, call_id=first["call_id"], prompt=[MEDIA])
+    response = await play_prompt(hass, graph_loaded, call_id=first["call_id"], prompt=[MEDIA])
     assert response["status"] == "running"
     assert graph_loaded.state is ConfigEntryState.LOADED
 
@@ -725,7 +701,7 @@ async def test_diagnostics(
     hass.config_entries.async_update_entry(
         graph_loaded, options={CONF_APPLICATION_INSTANCE_ID: INSTANCE_ID, CONF_HANG_UP: True}
     )
-    await _play(hass, graph_loaded, target=USER_ID, prompt=[MEDIA])
+    await play_prompt(hass, graph_loaded, target=USER_ID, prompt=[MEDIA])
 
     diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, graph_loaded)
 

@@ -28,13 +28,13 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 
 from custom_components.voice_prompt.api.yeastar import DEFAULT_TIMEOUT
 from custom_components.voice_prompt.const import DOMAIN, KEEPALIVE_INTERVAL, SERVICE_PLAY_PROMPT
-from homeassistant.config_entries import SOURCE_REAUTH, SOURCE_USER, ConfigEntryState
+from homeassistant.config_entries import SOURCE_USER, ConfigEntryState
 from homeassistant.const import CONF_PASSWORD, CONF_USERNAME, CONF_VERIFY_SSL
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.util import dt as dt_util
-from tests.conftest import PASSWORD, SERIAL
+from tests.conftest import PASSWORD, SERIAL, play_prompt, reauth_flows
 from tests.fakes.yeastar import FakeYeastarPBX
 
 PLAYPROMPT = "extension/playprompt"
@@ -45,34 +45,16 @@ OTHER_SERIAL = "369364835299"
 # -- helpers ----------------------------------------------------------------------------------
 
 
-async def _play(hass: HomeAssistant, entry: MockConfigEntry, **data: Any) -> Any:
-    return await hass.services.async_call(
-        DOMAIN,
-        SERVICE_PLAY_PROMPT,
-        {"config_entry_id": entry.entry_id, **data},
-        blocking=True,
-        return_response=True,
-    )
-
-
 async def _timed_play(
     hass: HomeAssistant, entry: MockConfigEntry, **data: Any
 ) -> tuple[Any, float]:
     """Play; return (response or the exception raised, seconds taken)."""
     started = time.monotonic()
     try:
-        outcome = await _play(hass, entry, **data)
+        outcome = await play_prompt(hass, entry, **data)
     except HomeAssistantError as err:
         outcome = err
     return outcome, time.monotonic() - started
-
-
-def _reauth_flows(hass: HomeAssistant) -> list[Any]:
-    return [
-        flow
-        for flow in hass.config_entries.flow.async_progress()
-        if flow["handler"] == DOMAIN and flow["context"].get("source") == SOURCE_REAUTH
-    ]
 
 
 def _lift_faults(pbx: FakeYeastarPBX) -> None:
@@ -100,7 +82,7 @@ async def _assert_survives(
 ) -> None:
     """The entry is still loaded and the next action rings the phone."""
     assert entry.state is ConfigEntryState.LOADED
-    response = await _play(hass, entry, extension="1000", prompt="doorbell")
+    response = await play_prompt(hass, entry, extension="1000", prompt="doorbell")
     assert response["failed"] == []
     assert response["calls"] == [{"extension": "1000", "call_id": _answered(pbx)[-1]}]
 
@@ -198,7 +180,7 @@ async def test_fault_matrix(
     assert len(pbx.calls(PLAYPROMPT)) == 1  # no silent retry that could ring twice
     assert pbx.logins == 1  # a PBX fault is not a reason to log in again
     await hass.async_block_till_done()
-    assert _reauth_flows(hass) == []
+    assert reauth_flows(hass) == []
 
     # Fire-and-forget (an automation's default): the failure is logged, not swallowed.
     caplog.clear()
@@ -236,7 +218,7 @@ async def test_connection_refused_then_pbx_back(
     _assert_translated(outcome, "cannot_connect", "127.0.0.1")
     assert elapsed < 3  # refused at once, not a timeout
     await hass.async_block_till_done()
-    assert _reauth_flows(hass) == []
+    assert reauth_flows(hass) == []
 
     await pbx.start(port=port, ssl_context=server_ssl)
     await _assert_survives(hass, loaded_entry, pbx)
@@ -285,7 +267,7 @@ async def test_slow_pbx_answer_after_9s_succeeds_after_30s_times_out(
         _assert_translated(late, "timeout", "did not answer within 10 seconds")
         assert 9.5 <= late_elapsed < 12.0  # the timeout, not the PBX's 30 s: no hang
         await hass.async_block_till_done()
-        assert _reauth_flows(hass) == []
+        assert reauth_flows(hass) == []
 
         sluggish.latency = 0.0
         await _assert_survives(hass, entry, sluggish)
@@ -339,8 +321,8 @@ async def test_pbx_restart_erases_tokens_mid_run(
 ) -> None:
     """The PBX restarts between two actions of a run: one re-login, every call succeeds."""
     port = pbx.port
-    responses = [await _play(hass, loaded_entry, extension="1000", prompt="doorbell")]
-    responses.append(await _play(hass, loaded_entry, extension="1001", prompt="doorbell"))
+    responses = [await play_prompt(hass, loaded_entry, extension="1000", prompt="doorbell")]
+    responses.append(await play_prompt(hass, loaded_entry, extension="1001", prompt="doorbell"))
 
     await pbx.close()  # the PBX goes down (connections closed) ...
     pbx.expire_tokens()  # ... and forgets every token
@@ -348,7 +330,7 @@ async def test_pbx_restart_erases_tokens_mid_run(
 
     responses.extend(
         [
-            await _play(hass, loaded_entry, extension=ext, prompt="wakeup")
+            await play_prompt(hass, loaded_entry, extension=ext, prompt="wakeup")
             for ext in ("1000", "1001", "1010", "1011")
         ]
     )
@@ -358,7 +340,7 @@ async def test_pbx_restart_erases_tokens_mid_run(
     assert pbx.successful_logins == 2
     assert loaded_entry.runtime_data.client.stats.relogins == 1
     await hass.async_block_till_done()
-    assert _reauth_flows(hass) == []
+    assert reauth_flows(hass) == []
 
 
 async def test_token_expires_mid_burst_of_50_concurrent_actions(
@@ -369,7 +351,7 @@ async def test_token_expires_mid_burst_of_50_concurrent_actions(
     pbx.expire_every = 25  # all tokens die right after the 25th authenticated request
 
     responses = await asyncio.gather(
-        *(_play(hass, loaded_entry, extension=ext, prompt="alarm") for ext in extensions)
+        *(play_prompt(hass, loaded_entry, extension=ext, prompt="alarm") for ext in extensions)
     )
 
     refused = [
@@ -384,7 +366,7 @@ async def test_token_expires_mid_burst_of_50_concurrent_actions(
     assert len(set(call_ids)) == 50
     assert sorted(call_ids) == sorted(_answered(pbx))
     await hass.async_block_till_done()
-    assert _reauth_flows(hass) == []
+    assert reauth_flows(hass) == []
 
 
 async def test_password_changed_on_pbx_never_locks_the_address(
@@ -402,7 +384,7 @@ async def test_password_changed_on_pbx_never_locks_the_address(
     pbx.expire_tokens()
 
     first = await asyncio.gather(
-        *(_play(hass, loaded_entry, extension="1000", prompt="doorbell") for _ in range(20)),
+        *(play_prompt(hass, loaded_entry, extension="1000", prompt="doorbell") for _ in range(20)),
         return_exceptions=True,
     )
     assert all(isinstance(o, HomeAssistantError) for o in first), first
@@ -410,13 +392,13 @@ async def test_password_changed_on_pbx_never_locks_the_address(
     await hass.async_block_till_done()
     assert pbx.logins == 2  # setup + the one refused login
     assert pbx.failed_logins == {"127.0.0.1": 1}
-    flows = _reauth_flows(hass)
+    flows = reauth_flows(hass)
     assert len(flows) == 1
     assert flows[0]["context"]["entry_id"] == loaded_entry.entry_id
     requests = len(pbx.requests)
 
     again = await asyncio.gather(
-        *(_play(hass, loaded_entry, extension="1001", prompt="doorbell") for _ in range(20)),
+        *(play_prompt(hass, loaded_entry, extension="1001", prompt="doorbell") for _ in range(20)),
         return_exceptions=True,
     )
     loaded_entry.runtime_data.client._last_used -= 3600  # the keepalive would be due
@@ -428,7 +410,7 @@ async def test_password_changed_on_pbx_never_locks_the_address(
     assert len(pbx.requests) == requests  # not one more request, login or heartbeat
     assert pbx.failed_logins == {"127.0.0.1": 1}
     assert pbx.blocked_ips == {}
-    assert len(_reauth_flows(hass)) == 1
+    assert len(reauth_flows(hass)) == 1
 
     result = await hass.config_entries.flow.async_configure(
         flows[0]["flow_id"], {CONF_USERNAME: "api", CONF_PASSWORD: NEW_PASSWORD}
@@ -468,7 +450,7 @@ async def test_heartbeat_failing_recovers_at_next_use(
 
     assert len(pbx.calls("heartbeat")) == 1
     assert loaded_entry.state is ConfigEntryState.LOADED
-    assert _reauth_flows(hass) == []
+    assert reauth_flows(hass) == []
     assert not [
         r
         for r in caplog.records

@@ -21,28 +21,19 @@ import aiohttp
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.voice_prompt.const import DOMAIN, SERVICE_PLAY_PROMPT
-from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
+from custom_components.voice_prompt.const import DOMAIN
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import EVENT_HOMEASSISTANT_FINAL_WRITE
 from homeassistant.core import CoreState, HassJob, HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.util.async_ import get_scheduled_timer_handles
+from tests.conftest import play_prompt, reauth_flows
 from tests.fakes.yeastar import FakeYeastarPBX
 
 PLAYPROMPT = "extension/playprompt"
 CYCLES = 20
 LOAD = 1000
 BROADCAST = [str(n) for n in range(1010, 1110)]  # the fake's 100 extra extensions
-
-
-async def _play(hass: HomeAssistant, entry: MockConfigEntry, **data: Any) -> Any:
-    return await hass.services.async_call(
-        DOMAIN,
-        SERVICE_PLAY_PROMPT,
-        {"config_entry_id": entry.entry_id, **data},
-        blocking=True,
-        return_response=True,
-    )
 
 
 def _state(entry: MockConfigEntry) -> ConfigEntryState:
@@ -74,14 +65,6 @@ def _listeners(hass: HomeAssistant) -> dict[str, int]:
     return listeners
 
 
-def _reauth_flows(hass: HomeAssistant) -> list[Any]:
-    return [
-        flow
-        for flow in hass.config_entries.flow.async_progress()
-        if flow["handler"] == DOMAIN and flow["context"].get("source") == SOURCE_REAUTH
-    ]
-
-
 # -- setup / unload cycles --------------------------------------------------------------------
 
 
@@ -111,7 +94,7 @@ async def test_setup_unload_cycles_leave_nothing_behind(
         assert len(_our_timers(hass)) == 1  # exactly one keepalive while loaded
         assert len(pbx.tokens) == 1  # exactly one PBX session while loaded
 
-        response = await _play(hass, config_entry, extension="1000", prompt="doorbell")
+        response = await play_prompt(hass, config_entry, extension="1000", prompt="doorbell")
         call_ids.append(response["calls"][0]["call_id"])
 
         assert await hass.config_entries.async_unload(config_entry.entry_id), cycle
@@ -130,7 +113,7 @@ async def test_setup_unload_cycles_leave_nothing_behind(
     assert len(set(call_ids)) == CYCLES
     # No webhook (only the Graph backend will need one) and no reauth left over.
     assert not hass.data.get("webhook")
-    assert _reauth_flows(hass) == []
+    assert reauth_flows(hass) == []
 
 
 # -- Home Assistant stopping mid-broadcast ----------------------------------------------------
@@ -171,7 +154,7 @@ async def test_stop_during_broadcast_ends_cleanly(
     escapes and nothing lingers.
     """
     pbx.latency = 0.5  # 100 extensions, 20 at a time: about 2.5 s in total
-    coro = _play(hass, loaded_entry, extension=BROADCAST, prompt="alarm")
+    coro = play_prompt(hass, loaded_entry, extension=BROADCAST, prompt="alarm")
     # An automation's task is tracked by Home Assistant; an API caller's is not.
     task = hass.async_create_task(coro, "broadcast") if tracked else asyncio.create_task(coro)
     # Wait until the first round of requests is at the PBX.
@@ -236,7 +219,10 @@ async def test_load_1000_concurrent_actions(
     with _production_loop(hass):
         started = time.monotonic()
         responses = await asyncio.gather(
-            *(_play(hass, loaded_entry, extension=ext, prompt="doorbell") for ext in extensions)
+            *(
+                play_prompt(hass, loaded_entry, extension=ext, prompt="doorbell")
+                for ext in extensions
+            )
         )
         elapsed = time.monotonic() - started
 
@@ -272,7 +258,9 @@ async def test_burst_timeout_counts_only_the_pbx_time(
     with _production_loop(hass):
         outcomes = await asyncio.gather(
             *(
-                _play(hass, loaded_entry, extension=BROADCAST[i % len(BROADCAST)], prompt="alarm")
+                play_prompt(
+                    hass, loaded_entry, extension=BROADCAST[i % len(BROADCAST)], prompt="alarm"
+                )
                 for i in range(320)
             ),
             return_exceptions=True,

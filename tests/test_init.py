@@ -20,7 +20,7 @@ from pytest_homeassistant_custom_component.common import (
 
 from custom_components.voice_prompt import CONFIG_SCHEMA
 from custom_components.voice_prompt.const import DOMAIN, KEEPALIVE_INTERVAL, SERVICE_PLAY_PROMPT
-from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import (
     CONF_HOST,
     CONF_PASSWORD,
@@ -33,18 +33,8 @@ from homeassistant.const import (
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, issue_registry as ir
 from homeassistant.setup import async_setup_component
-from tests.conftest import PASSWORD, SERIAL
+from tests.conftest import PASSWORD, SERIAL, reauth_flows
 from tests.fakes.yeastar import FakeYeastarPBX
-
-
-def _reauth_flows(hass: HomeAssistant, entry: MockConfigEntry) -> list[Any]:
-    return [
-        flow
-        for flow in hass.config_entries.flow.async_progress()
-        if flow["handler"] == DOMAIN
-        and flow["context"].get("source") == SOURCE_REAUTH
-        and flow["context"].get("entry_id") == entry.entry_id
-    ]
 
 
 def _add_entry(hass: HomeAssistant, data: dict[str, Any]) -> MockConfigEntry:
@@ -148,7 +138,7 @@ async def test_unreachable_pbx_retries_setup(
     assert entry.error_reason_translation_key == "cannot_connect"
     assert entry.reason is not None
     assert entry.reason.startswith("Cannot connect to the PBX at 127.0.0.1")
-    assert _reauth_flows(hass, entry) == []
+    assert reauth_flows(hass, entry) == []
     assert pbx.requests == []
 
 
@@ -178,7 +168,7 @@ async def test_bad_answers_retry_setup(
     assert config_entry.error_reason_translation_key == "invalid_response"
     assert config_entry.reason is not None
     assert "not a valid Yeastar API response" in config_entry.reason
-    assert _reauth_flows(hass, config_entry) == []
+    assert reauth_flows(hass, config_entry) == []
     assert pbx.logins == 1
 
 
@@ -213,7 +203,7 @@ async def test_untrusted_certificate_retries_setup(
     assert entry.error_reason_translation_key == "ssl_error"
     assert entry.reason is not None
     assert "turn off certificate verification" in entry.reason
-    assert _reauth_flows(hass, entry) == []
+    assert reauth_flows(hass, entry) == []
     assert pbx.requests == []  # the handshake failed before any request
 
 
@@ -228,7 +218,7 @@ async def test_wrong_password_starts_reauth_without_retrying(
     assert entry.error_reason_translation_key == "invalid_auth"
     assert entry.reason is not None
     assert "wrong-password" not in entry.reason
-    flows = _reauth_flows(hass, entry)
+    flows = reauth_flows(hass, entry)
     assert len(flows) == 1
     assert flows[0]["step_id"] == "reauth_confirm"
     assert pbx.logins == 1
@@ -244,7 +234,7 @@ async def test_blocked_ip_retries_setup_without_reauth(
 
     assert config_entry.state is ConfigEntryState.SETUP_RETRY
     assert config_entry.error_reason_translation_key == "ip_blocked"
-    assert _reauth_flows(hass, config_entry) == []
+    assert reauth_flows(hass, config_entry) == []
     assert hass.config_entries.flow.async_progress() == []
     assert pbx.logins == 1
 
@@ -278,7 +268,7 @@ async def test_dead_token_at_setup_starts_reauth(
     await _setup(hass, entry)
 
     assert entry.state is ConfigEntryState.SETUP_ERROR
-    assert len(_reauth_flows(hass, entry)) == 1
+    assert len(reauth_flows(hass, entry)) == 1
     assert pbx.logins == 0
 
 
@@ -373,7 +363,7 @@ async def test_keepalive_recovers_from_token_error(
     assert pbx.calls("heartbeat")[-1].reply == {"status": "Success"}
     assert pbx.successful_logins == 2
     assert client.stats.relogins == 1
-    assert _reauth_flows(hass, config_entry) == []
+    assert reauth_flows(hass, config_entry) == []
     assert config_entry.state is ConfigEntryState.LOADED
 
 
@@ -392,7 +382,7 @@ async def test_keepalive_injected_token_error_recovers(
 
     assert len(pbx.calls("heartbeat")) == 2
     assert pbx.logins == 2
-    assert _reauth_flows(hass, config_entry) == []
+    assert reauth_flows(hass, config_entry) == []
 
 
 async def test_keepalive_dead_token_in_token_mode_starts_reauth(
@@ -416,7 +406,7 @@ async def test_keepalive_dead_token_in_token_mode_starts_reauth(
     assert len(pbx.calls("heartbeat")) == 1
     assert pbx.calls("heartbeat")[0].reply == {"status": "Failed", "errno": "20004"}
     assert pbx.logins == logins
-    assert len(_reauth_flows(hass, entry)) == 1
+    assert len(reauth_flows(hass, entry)) == 1
 
     # Refused once: later ticks never knock again.
     entry.runtime_data.client._last_used -= 700
@@ -446,7 +436,7 @@ async def test_keepalive_connection_failure_is_quiet(
 
     assert len(pbx.calls("heartbeat")) == 1
     assert pbx.logins == 1
-    assert _reauth_flows(hass, config_entry) == []
+    assert reauth_flows(hass, config_entry) == []
     assert config_entry.state is ConfigEntryState.LOADED
     assert "Heartbeat to" in caplog.text
     assert not [

@@ -31,31 +31,15 @@ from custom_components.voice_prompt.api import (
 from custom_components.voice_prompt.api.yeastar import ERRORS, error_for
 from custom_components.voice_prompt.const import DOMAIN, SERVICE_PLAY_PROMPT
 import custom_components.voice_prompt.services as services_module
-from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import CONF_PASSWORD, CONF_TOKEN, CONF_USERNAME
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from tests.conftest import play_prompt, reauth_flows
 from tests.fakes.yeastar import FakeYeastarPBX
 
 PLAYPROMPT = "extension/playprompt"
 EN_JSON = Path(__file__).parent.parent / "custom_components" / DOMAIN / "translations" / "en.json"
-
-
-async def _play(
-    hass: HomeAssistant,
-    entry: MockConfigEntry | str,
-    *,
-    return_response: bool = True,
-    **data: Any,
-) -> Any:
-    entry_id = entry if isinstance(entry, str) else entry.entry_id
-    return await hass.services.async_call(
-        DOMAIN,
-        SERVICE_PLAY_PROMPT,
-        {"config_entry_id": entry_id, **data},
-        blocking=True,
-        return_response=return_response,
-    )
 
 
 def _bodies(pbx: FakeYeastarPBX) -> list[Any]:
@@ -71,14 +55,6 @@ def _callids(pbx: FakeYeastarPBX) -> dict[str, str]:
     }
 
 
-def _reauth_flows(hass: HomeAssistant) -> list[Any]:
-    return [
-        flow
-        for flow in hass.config_entries.flow.async_progress()
-        if flow["handler"] == DOMAIN and flow["context"].get("source") == SOURCE_REAUTH
-    ]
-
-
 # -- success --------------------------------------------------------------------------------
 
 
@@ -86,7 +62,7 @@ async def test_issue_example(
     hass: HomeAssistant, loaded_entry: MockConfigEntry, pbx: FakeYeastarPBX
 ) -> None:
     """The example from the issue: one extension, two prompts, no auto answer."""
-    response = await _play(
+    response = await play_prompt(
         hass, loaded_entry, extension="1000", prompt=["hello111", "queue1"], autoanswer=False
     )
 
@@ -134,7 +110,7 @@ async def test_request_forms(
     body: dict[str, str],
 ) -> None:
     """String or list prompts, bool autoanswer, int extensions: all send the same request."""
-    response = await _play(hass, loaded_entry, **data)
+    response = await play_prompt(hass, loaded_entry, **data)
 
     assert _bodies(pbx) == [body]
     assert response == {
@@ -147,7 +123,7 @@ async def test_several_extensions(
     hass: HomeAssistant, loaded_entry: MockConfigEntry, pbx: FakeYeastarPBX
 ) -> None:
     """A list of extensions rings each one; every call id comes back, in order."""
-    response = await _play(
+    response = await play_prompt(
         hass, loaded_entry, extension=["1000", "1001", "1010"], prompt="lunch_ready"
     )
 
@@ -165,7 +141,7 @@ async def test_extensions_in_one_text(
     hass: HomeAssistant, loaded_entry: MockConfigEntry, pbx: FakeYeastarPBX
 ) -> None:
     """Commas or semicolons separate extensions in one text."""
-    response = await _play(hass, loaded_entry, extension="1000, 1001;1010", prompt="doorbell")
+    response = await play_prompt(hass, loaded_entry, extension="1000, 1001;1010", prompt="doorbell")
 
     assert sorted(b["extid"] for b in _bodies(pbx)) == ["1000", "1001", "1010"]
     assert [c["extension"] for c in response["calls"]] == ["1000", "1001", "1010"]
@@ -175,7 +151,7 @@ async def test_duplicate_extensions_are_rung_once(
     hass: HomeAssistant, loaded_entry: MockConfigEntry, pbx: FakeYeastarPBX
 ) -> None:
     """The same extension given twice (as text and number) is called once."""
-    response = await _play(
+    response = await play_prompt(
         hass, loaded_entry, extension=["1000", 1000, " 1000 ", "1001"], prompt="doorbell"
     )
 
@@ -187,7 +163,7 @@ async def test_without_response(
     hass: HomeAssistant, loaded_entry: MockConfigEntry, pbx: FakeYeastarPBX
 ) -> None:
     """A blocking call without return_response works and returns nothing."""
-    result = await _play(
+    result = await play_prompt(
         hass, loaded_entry, return_response=False, extension="1000", prompt="doorbell"
     )
 
@@ -219,7 +195,7 @@ async def test_partial_failure(
 ) -> None:
     """Two of three extensions ring; the third is reported and logged."""
     with caplog.at_level(logging.WARNING):
-        response = await _play(
+        response = await play_prompt(
             hass, loaded_entry, extension=["1000", "4242", "1001"], prompt="doorbell"
         )
 
@@ -250,7 +226,7 @@ async def test_all_extensions_fail_on_input(
 ) -> None:
     """Every extension unknown: the caller's fault, one error naming them all."""
     with pytest.raises(ServiceValidationError) as exc_info:
-        await _play(hass, loaded_entry, extension=["4242", "4343"], prompt="doorbell")
+        await play_prompt(hass, loaded_entry, extension=["4242", "4343"], prompt="doorbell")
 
     err = exc_info.value
     assert err.translation_domain == DOMAIN
@@ -267,7 +243,7 @@ async def test_all_extensions_fail_mixed(
     """One unknown extension and one offline phone: not only the caller's fault."""
     pbx.set_extension_status("1002", "Unavailable")
     with pytest.raises(HomeAssistantError) as exc_info:
-        await _play(hass, loaded_entry, extension=["4242", "1002"], prompt="doorbell")
+        await play_prompt(hass, loaded_entry, extension=["4242", "1002"], prompt="doorbell")
 
     err = exc_info.value
     assert not isinstance(err, ServiceValidationError)
@@ -283,11 +259,11 @@ async def test_all_extensions_fail_on_auth_raises_auth_error(
     pbx.password = "changed"
     pbx.expire_tokens()
     with pytest.raises(HomeAssistantError) as exc_info:
-        await _play(hass, loaded_entry, extension=["1000", "1001"], prompt="doorbell")
+        await play_prompt(hass, loaded_entry, extension=["1000", "1001"], prompt="doorbell")
 
     assert exc_info.value.translation_key == "invalid_auth"
     await hass.async_block_till_done()
-    assert len(_reauth_flows(hass)) == 1
+    assert len(reauth_flows(hass)) == 1
     assert pbx.logins == 2
 
 
@@ -423,7 +399,7 @@ async def test_single_extension_errors(
         setattr(pbx, name, value)
 
     with pytest.raises(HomeAssistantError) as exc_info:
-        await _play(hass, loaded_entry, **data)
+        await play_prompt(hass, loaded_entry, **data)
 
     err = exc_info.value
     assert type(err) is error_type
@@ -439,7 +415,7 @@ async def test_single_extension_errors(
     for token in tokens:
         assert token not in message
         assert token not in str(err.__cause__)
-    assert _reauth_flows(hass) == []
+    assert reauth_flows(hass) == []
 
 
 async def test_timeout(
@@ -450,14 +426,14 @@ async def test_timeout(
     pbx.hang = True
 
     with pytest.raises(HomeAssistantError) as exc_info:
-        await _play(hass, loaded_entry, extension="1000", prompt="doorbell")
+        await play_prompt(hass, loaded_entry, extension="1000", prompt="doorbell")
 
     err = exc_info.value
     assert not isinstance(err, ServiceValidationError)
     assert err.translation_key == "timeout"
     assert "did not answer within" in str(err)
     assert len(pbx.calls(PLAYPROMPT)) == 1
-    assert _reauth_flows(hass) == []
+    assert reauth_flows(hass) == []
 
 
 # -- local validation: nothing is sent ------------------------------------------------------
@@ -469,7 +445,7 @@ async def test_extension_required(
     """A Yeastar entry needs an extension."""
     before = len(pbx.requests)
     with pytest.raises(ServiceValidationError) as exc_info:
-        await _play(hass, loaded_entry, prompt="doorbell")
+        await play_prompt(hass, loaded_entry, prompt="doorbell")
 
     assert exc_info.value.translation_key == "extension_required"
     assert loaded_entry.title in str(exc_info.value)
@@ -516,7 +492,7 @@ async def test_invalid_input_sends_nothing(
     """Input that can be refused locally never reaches the PBX."""
     before = len(pbx.requests)
     with pytest.raises(ServiceValidationError) as exc_info:
-        await _play(hass, loaded_entry, **data)
+        await play_prompt(hass, loaded_entry, **data)
 
     assert exc_info.value.translation_key == key
     assert "{" not in str(exc_info.value)
@@ -545,7 +521,7 @@ async def test_schema_rejects(
     """Wrong shapes and unknown fields fail the action schema."""
     before = len(pbx.requests)
     with pytest.raises(vol.Invalid):
-        await _play(hass, loaded_entry, **data)
+        await play_prompt(hass, loaded_entry, **data)
 
     assert pbx.calls(PLAYPROMPT) == []
     assert len(pbx.requests) == before
@@ -572,7 +548,7 @@ async def test_other_backends_fields_are_refused(
     """Teams-only fields on a PBX entry are named in a validation error, nothing is sent."""
     before = len(pbx.requests)
     with pytest.raises(ServiceValidationError) as exc_info:
-        await _play(hass, loaded_entry, **data)
+        await play_prompt(hass, loaded_entry, **data)
 
     assert exc_info.value.translation_key == "fields_not_supported"
     assert exc_info.value.translation_placeholders["fields"] == fields
@@ -598,7 +574,7 @@ async def test_unknown_entry(
     """An id that is no config entry."""
     before = len(pbx.requests)
     with pytest.raises(ServiceValidationError) as exc_info:
-        await _play(hass, "does-not-exist", extension="1000", prompt="doorbell")
+        await play_prompt(hass, "does-not-exist", extension="1000", prompt="doorbell")
 
     assert exc_info.value.translation_key == "entry_not_found"
     assert "does-not-exist" in str(exc_info.value)
@@ -612,7 +588,7 @@ async def test_entry_of_another_domain(
     other = MockConfigEntry(domain="other_domain", title="Other", data={})
     other.add_to_hass(hass)
     with pytest.raises(ServiceValidationError) as exc_info:
-        await _play(hass, other, extension="1000", prompt="doorbell")
+        await play_prompt(hass, other, extension="1000", prompt="doorbell")
 
     assert exc_info.value.translation_key == "entry_not_found"
     assert other.entry_id in str(exc_info.value)
@@ -628,7 +604,7 @@ async def test_unloaded_entry(
     before = len(pbx.requests)
 
     with pytest.raises(ServiceValidationError) as exc_info:
-        await _play(hass, loaded_entry, extension="1000", prompt="doorbell")
+        await play_prompt(hass, loaded_entry, extension="1000", prompt="doorbell")
 
     assert exc_info.value.translation_key == "entry_not_loaded"
     assert loaded_entry.title in str(exc_info.value)
@@ -646,7 +622,7 @@ async def test_entry_in_setup_retry(
     before = len(pbx.requests)
 
     with pytest.raises(ServiceValidationError) as exc_info:
-        await _play(hass, config_entry, extension="1000", prompt="doorbell")
+        await play_prompt(hass, config_entry, extension="1000", prompt="doorbell")
 
     assert exc_info.value.translation_key == "entry_not_loaded"
     assert len(pbx.requests) == before
@@ -663,14 +639,14 @@ async def test_password_changed_at_runtime(
     pbx.expire_tokens()
 
     with pytest.raises(HomeAssistantError) as exc_info:
-        await _play(hass, loaded_entry, extension="1000", prompt="doorbell")
+        await play_prompt(hass, loaded_entry, extension="1000", prompt="doorbell")
     err = exc_info.value
     assert not isinstance(err, ServiceValidationError)
     assert err.translation_key == "invalid_auth"
     assert "127.0.0.1" in str(err)
     await hass.async_block_till_done()
 
-    flows = _reauth_flows(hass)
+    flows = reauth_flows(hass)
     assert len(flows) == 1
     assert flows[0]["context"]["entry_id"] == loaded_entry.entry_id
     assert pbx.logins == 2
@@ -678,7 +654,7 @@ async def test_password_changed_at_runtime(
 
     for _ in range(20):
         with pytest.raises(HomeAssistantError) as again:
-            await _play(hass, loaded_entry, extension="1000", prompt="doorbell")
+            await play_prompt(hass, loaded_entry, extension="1000", prompt="doorbell")
         assert again.value.translation_key == "invalid_auth"
     await hass.async_block_till_done()
 
@@ -686,7 +662,7 @@ async def test_password_changed_at_runtime(
     assert len(pbx.requests) == requests
     assert pbx.failed_logins == {"127.0.0.1": 1}
     assert pbx.blocked_ips == {}
-    assert len(_reauth_flows(hass)) == 1
+    assert len(reauth_flows(hass)) == 1
 
 
 async def test_ip_blocked_at_runtime(
@@ -697,18 +673,18 @@ async def test_ip_blocked_at_runtime(
     pbx.expire_tokens()
 
     with pytest.raises(HomeAssistantError) as exc_info:
-        await _play(hass, loaded_entry, extension="1000", prompt="doorbell")
+        await play_prompt(hass, loaded_entry, extension="1000", prompt="doorbell")
     err = exc_info.value
     assert not isinstance(err, ServiceValidationError)
     assert err.translation_key == "ip_blocked"
     assert "10 minutes" in str(err)
     await hass.async_block_till_done()
-    assert _reauth_flows(hass) == []
+    assert reauth_flows(hass) == []
     logins = pbx.logins
 
     # While blocked, the client does not knock again.
     with pytest.raises(HomeAssistantError) as again:
-        await _play(hass, loaded_entry, extension="1000", prompt="doorbell")
+        await play_prompt(hass, loaded_entry, extension="1000", prompt="doorbell")
     assert again.value.translation_key == "ip_blocked"
     assert pbx.logins == logins
 
@@ -738,18 +714,18 @@ async def test_dead_token_in_token_mode(
     pbx.expire_tokens()
 
     with pytest.raises(HomeAssistantError) as exc_info:
-        await _play(hass, entry, extension="1000", prompt="doorbell")
+        await play_prompt(hass, entry, extension="1000", prompt="doorbell")
     assert not isinstance(exc_info.value, ServiceValidationError)
     assert exc_info.value.translation_key == "token_rejected"
     assert token_value not in str(exc_info.value)
     await hass.async_block_till_done()
-    assert len(_reauth_flows(hass)) == 1
+    assert len(reauth_flows(hass)) == 1
     assert pbx.logins == 1  # ours, to get the token
     requests = len(pbx.requests)
 
     for _ in range(5):
         with pytest.raises(HomeAssistantError):
-            await _play(hass, entry, extension="1000", prompt="doorbell")
+            await play_prompt(hass, entry, extension="1000", prompt="doorbell")
     assert len(pbx.requests) == requests
 
 
@@ -760,7 +736,7 @@ async def test_fresh_token_refused_again(
     pbx.fail_next[PLAYPROMPT] = ["20004", "20006"]
 
     with pytest.raises(HomeAssistantError) as exc_info:
-        await _play(hass, loaded_entry, extension="1000", prompt="doorbell")
+        await play_prompt(hass, loaded_entry, extension="1000", prompt="doorbell")
 
     err = exc_info.value
     assert not isinstance(err, ServiceValidationError)
@@ -768,10 +744,10 @@ async def test_fresh_token_refused_again(
     assert "20006" in str(err)
     assert pbx.logins == 2
     await hass.async_block_till_done()
-    assert _reauth_flows(hass) == []
+    assert reauth_flows(hass) == []
 
     # The next action works with the fresh token.
-    response = await _play(hass, loaded_entry, extension="1000", prompt="doorbell")
+    response = await play_prompt(hass, loaded_entry, extension="1000", prompt="doorbell")
     assert len(response["calls"]) == 1
     assert pbx.logins == 2
 
@@ -783,7 +759,7 @@ async def test_token_expiry_during_broadcast(
     extensions = [str(n) for n in range(1010, 1060)]
     pbx.expire_tokens()
 
-    response = await _play(hass, loaded_entry, extension=extensions, prompt="alarm")
+    response = await play_prompt(hass, loaded_entry, extension=extensions, prompt="alarm")
 
     assert pbx.logins == 2
     assert loaded_entry.runtime_data.client.stats.relogins == 1
@@ -934,5 +910,5 @@ async def test_messages_render_in_home_assistant(
     """Home Assistant renders a translated message with the placeholders filled."""
     pbx.fail_next[PLAYPROMPT] = ["10016"]
     with pytest.raises(HomeAssistantError) as exc_info:
-        await _play(hass, loaded_entry, extension="1001", prompt="doorbell")
+        await play_prompt(hass, loaded_entry, extension="1001", prompt="doorbell")
     assert str(exc_info.value) == "The call to extension 1001 was not accepted in time"
