@@ -111,6 +111,17 @@ async def loaded_entry(hass: HomeAssistant, config_entry: MockConfigEntry) -> Mo
     return config_entry
 
 
+@pytest.fixture
+def own_config_dir(hass: HomeAssistant, tmp_path: Path) -> None:
+    """Give hass a config folder of its own.
+
+    The test plugin's default is a folder inside the installed package, shared by every run;
+    blueprints, custom sentences and default blueprints must not land there.
+    """
+    hass.config.config_dir = str(tmp_path / "config")
+    Path(hass.config.config_dir).mkdir()
+
+
 async def play_prompt(
     hass: HomeAssistant,
     entry: MockConfigEntry | str,

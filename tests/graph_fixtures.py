@@ -92,33 +92,21 @@ def graph_endpoints(monkeypatch: pytest.MonkeyPatch, graph: FakeGraph) -> GraphE
     return endpoints
 
 
-@dataclass
-class OddReply:
-    """One canned reply of :class:`OddServer`."""
-
-    status: int = 200
-    body: str = ""
-    content_type: str = "application/json"
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-class OddServer:
-    """A tiny real server for replies the fake never gives (odd token or call replies).
-
-    ``routes`` maps a request path to its reply; other paths get an empty 404.
-    """
+class _LocalServer:
+    """A small real HTTP server on a free 127.0.0.1 port; subclasses add the routes."""
 
     def __init__(self) -> None:
         """Nothing listens until start()."""
-        self.routes: dict[str, OddReply] = {}
-        self.requests: list[tuple[str, str]] = []
         self._runner: web.AppRunner | None = None
         self.port = 0
+
+    def _add_routes(self, router: web.UrlDispatcher) -> None:
+        raise NotImplementedError
 
     async def start(self) -> None:
         """Listen on a free 127.0.0.1 port."""
         app = web.Application()
-        app.router.add_route("*", "/{path:.*}", self._handle)
+        self._add_routes(app.router)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -136,6 +124,32 @@ class OddServer:
     def base_url(self) -> str:
         """Return http://127.0.0.1:<port>."""
         return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass
+class OddReply:
+    """One canned reply of :class:`OddServer`."""
+
+    status: int = 200
+    body: str = ""
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class OddServer(_LocalServer):
+    """A tiny real server for replies the fake never gives (odd token or call replies).
+
+    ``routes`` maps a request path to its reply; other paths get an empty 404.
+    """
+
+    def __init__(self) -> None:
+        """Nothing listens until start()."""
+        super().__init__()
+        self.routes: dict[str, OddReply] = {}
+        self.requests: list[tuple[str, str]] = []
+
+    def _add_routes(self, router: web.UrlDispatcher) -> None:
+        router.add_route("*", "/{path:.*}", self._handle)
 
     def token_path(self, tenant_id: str = TENANT_ID) -> str:
         """Path of the token endpoint when ``login_base`` is ``base_url + '/login'``."""
@@ -175,7 +189,7 @@ def graph_closed_port(socket_enabled: None) -> Generator[int]:
 # ----------------------------------------------------------- API-only receivers
 
 
-class NotificationReceiver:
+class NotificationReceiver(_LocalServer):
     """What an application does with Graph's notifications: verify, then feed the client.
 
     Answers 401 to anything the verifier refuses and 202 otherwise, like the integration.
@@ -183,35 +197,15 @@ class NotificationReceiver:
 
     def __init__(self, verifier: GraphNotificationVerifier) -> None:
         """Nothing listens until start()."""
+        super().__init__()
         self.verifier = verifier
         self.client: GraphClient | None = None
         self.statuses: list[int] = []
         self.payloads: list[dict[str, Any]] = []
         self.events: list[GraphEvent] = []
-        self._runner: web.AppRunner | None = None
-        self.port = 0
 
-    async def start(self) -> None:
-        """Listen on a free 127.0.0.1 port."""
-        app = web.Application()
-        app.router.add_post("/{path:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        self._runner = runner
-        self.port = int(runner.addresses[0][1])
-
-    async def close(self) -> None:
-        """Stop listening."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    @property
-    def base_url(self) -> str:
-        """Return http://127.0.0.1:<port>."""
-        return f"http://127.0.0.1:{self.port}"
+    def _add_routes(self, router: web.UrlDispatcher) -> None:
+        router.add_post("/{path:.*}", self._handle)
 
     async def _handle(self, request: web.Request) -> web.Response:
         try:

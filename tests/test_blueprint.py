@@ -41,15 +41,7 @@ PLAYPROMPT = "extension/playprompt"
 AUTOMATION = "automation.doorbell_announcement"
 
 
-@pytest.fixture(autouse=True)
-def own_config_dir(hass: HomeAssistant, tmp_path: Path) -> None:
-    """Give hass a config folder of its own.
-
-    The test plugin's default is a folder inside the installed package, shared by every run;
-    blueprints, custom sentences and default blueprints must not land there.
-    """
-    hass.config.config_dir = str(tmp_path / "config")
-    Path(hass.config.config_dir).mkdir()
+pytestmark = pytest.mark.usefixtures("own_config_dir")
 
 
 def _install_blueprint(hass: HomeAssistant) -> None:
