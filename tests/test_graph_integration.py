@@ -504,6 +504,33 @@ async def test_failed_media(
     assert "prompt_failed" in [f["event_type"] for f in _fired(hass, changes)]
 
 
+@pytest.mark.parametrize("into_existing_call", [False, True], ids=["placed call", "call_id"])
+async def test_media_refused_in_the_play_reply_itself(
+    hass: HomeAssistant, graph: FakeGraph, graph_loaded: MockConfigEntry, into_existing_call: bool
+) -> None:
+    """playPrompt answering "failed" at once (no notification follows) fails the action too."""
+    data: dict[str, Any] = {"target": USER_ID}
+    if into_existing_call:
+        placed = await play_prompt(hass, graph_loaded, hang_up=False, prompt=[MEDIA], **data)
+        data = {"call_id": placed["call_id"]}
+    graph.fail_media_at_once = True
+
+    with pytest.raises(HomeAssistantError) as exc_info:
+        await play_prompt(hass, graph_loaded, prompt=[MEDIA], **data)
+
+    err = exc_info.value
+    assert not isinstance(err, ServiceValidationError)
+    assert err.translation_key == "prompt_failed"
+    assert err.translation_placeholders == {
+        "entry": TITLE,
+        "code": "400",
+        "subcode": "8536",
+        "detail": "Action failed, file could not be downloaded.",
+    }
+    # A call the action placed is hung up all the same; one given by call_id is left alone.
+    assert len(graph.calls_to("DELETE", "")) == (0 if into_existing_call else 1)
+
+
 async def test_missing_permission(
     hass: HomeAssistant, graph: FakeGraph, graph_loaded: MockConfigEntry
 ) -> None:

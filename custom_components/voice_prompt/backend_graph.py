@@ -122,29 +122,28 @@ async def async_play(
         )
     except VoicePromptError as err:
         raise translate_error(hass, entry, err) from err
-    final = result.final
-    if final is not None and final.type == "prompt_failed":
+    outcome = result.outcome
+    if result.status == "failed":
         raise HomeAssistantError(
             translation_domain=DOMAIN,
             translation_key="prompt_failed",
             translation_placeholders={
                 "entry": entry.title,
-                "code": str(final.result_code),
-                "subcode": str(final.result_subcode),
-                "detail": final.result_message or "",
+                "code": str(outcome.result_code),
+                "subcode": str(outcome.result_subcode),
+                "detail": outcome.result_message or "",
             },
         )
-    operation = result.operation
     response: dict[str, Any] = {
         "call_id": result.call_id,
-        "operation_id": operation.id,
-        "status": final.type.removeprefix("prompt_") if final else operation.status,
-        "client_context": operation.client_context or client_context,
+        "operation_id": result.operation.id,
+        "status": result.status,
+        "client_context": result.operation.client_context or client_context,
         "hung_up": result.hung_up,
     }
-    if final is not None:
-        response["result_code"] = final.result_code
-        response["result_subcode"] = final.result_subcode
+    if result.finished:
+        response["result_code"] = outcome.result_code
+        response["result_subcode"] = outcome.result_subcode
     return response
 
 

@@ -261,6 +261,8 @@ class FakeGraph:
         self.permission_denied = False
         self.answer = True
         self.fail_media = False
+        # Refuse the media in playPrompt's own reply ("failed" at once, no notification).
+        self.fail_media_at_once = False
         self.http_status: int | None = None
         self.garbage = False
         self.latency = 0.0
@@ -1092,6 +1094,14 @@ class FakeGraph:
             "resultInfo": None,
         }
         call.operations[op_id] = operation
+        location = self._operation_location(version, call_id, op_id)
+        if self.fail_media_at_once:
+            operation["status"] = "failed"
+            operation["resultInfo"] = _result(RESULT_PROMPT_DOWNLOAD_FAILED)
+            self._note = (
+                f"playPrompt on call {_short(call_id)} → failed at once (op {_short(op_id)})"
+            )
+            return self._graph_json(200, operation, {"Location": location})
         uris = [str(p["mediaInfo"]["uri"]) for p in prompts]
         bad = [u for u in uris if urllib.parse.urlsplit(u).scheme.lower() != "https"]
         fail = self.fail_media or bool(bad)
@@ -1107,8 +1117,10 @@ class FakeGraph:
             f"playPrompt {len(prompts)} prompt{'s' if len(prompts) != 1 else ''}{loop_note} "
             f"on call {_short(call_id)} → running (op {_short(op_id)})"
         )
-        location = f"{self.graph_base}/{version}/communications/calls/{call_id}/operations/{op_id}"
         return self._graph_json(200, operation, {"Location": location})
+
+    def _operation_location(self, version: str, call_id: str, op_id: str) -> str:
+        return f"{self.graph_base}/{version}/communications/calls/{call_id}/operations/{op_id}"
 
     def _operation_url(self, call_id: str, op_id: str) -> str:
         if self.compact_operation_ids:
@@ -1179,7 +1191,7 @@ class FakeGraph:
         }
         call.operations[op_id] = operation
         self._note = f"cancelMediaProcessing on call {_short(call_id)}: {len(canceled)} canceled"
-        location = f"{self.graph_base}/{version}/communications/calls/{call_id}/operations/{op_id}"
+        location = self._operation_location(version, call_id, op_id)
         return self._graph_json(200, operation, {"Location": location})
 
     async def _canceled(self, call: FakeCall, operations: list[dict[str, Any]]) -> None:

@@ -140,6 +140,25 @@ class GraphPlayResult:
     hung_up: bool = False
     final: GraphEvent | None = None
 
+    @property
+    def outcome(self) -> GraphEvent | GraphOperation:
+        """Where the result comes from: the final notification, else Graph's own reply.
+
+        Graph may answer playPrompt with ``completed``/``failed`` at once and then sends
+        no notification; both carry the same result code, subcode and message.
+        """
+        return self.final or self.operation
+
+    @property
+    def status(self) -> str:
+        """``completed``, ``failed``, or the reply's status while still playing."""
+        return self.final.type.removeprefix("prompt_") if self.final else self.operation.status
+
+    @property
+    def finished(self) -> bool:
+        """Whether the prompts' outcome is known (and ``outcome`` carries its codes)."""
+        return self.final is not None or self.operation.finished
+
 
 def parse_target(value: str) -> GraphTarget:
     """A Teams user object id (GUID) or an E.164 phone number."""
