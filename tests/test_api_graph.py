@@ -138,6 +138,22 @@ async def test_token_is_cached_and_fetched_once_for_concurrent_callers(
     assert graph.token_requests == 1
 
 
+async def test_refused_token_request_is_shared_by_concurrent_callers(
+    graph: FakeGraph, graph_client: GraphClient
+) -> None:
+    """A secret Entra ID refuses: one token request for 50 callers, each its own error."""
+    graph.latency = 0.05
+    graph.token_error = "7000215"
+
+    outcomes = await asyncio.gather(
+        *(graph_client.async_validate() for _ in range(50)), return_exceptions=True
+    )
+
+    assert graph.token_requests == 1
+    assert all(isinstance(err, VoicePromptAuthenticationError) for err in outcomes)
+    assert len({id(err) for err in outcomes}) == 50
+
+
 async def test_token_is_refreshed_ahead_of_expiry(
     graph_session: aiohttp.ClientSession, socket_enabled: None
 ) -> None:

@@ -486,6 +486,38 @@ async def test_wrong_password_concurrent_calls_log_in_once(
     assert len(pbx.requests) == 1
 
 
+async def test_failed_relogin_is_shared_by_a_broadcast_not_retried_per_extension(
+    session: aiohttp.ClientSession, pbx: FakeYeastarPBX
+) -> None:
+    """The token dies and the re-login fails (not a password error): one attempt per wave.
+
+    Every extension waiting for that login gets its error, with its own extension in
+    the message; they do not each log in again, one after another (40 timeouts).
+    """
+    client = make_client(session, pbx)
+    await client.device_info()
+    pbx.expire_tokens()
+    pbx.latency = 0.05  # keep the re-login in flight while the others queue
+    pbx.fail_next["login"] = ["30001", "30001"]
+    extensions = [str(n) for n in range(1010, 1050)]
+
+    result = await client.async_play(extensions, "hello111")
+
+    # The first login, then one re-login per wave of 20 extensions (the client's
+    # concurrency): the second wave starts after the first one's login failed.
+    assert pbx.logins == 3
+    assert result.calls == []
+    assert [extension for extension, _ in result.failures] == extensions
+    for extension, err in result.failures:
+        assert err.translation_key == "pbx_internal_error"
+        assert err.placeholders["extension"] == extension
+    assert len({id(err) for _, err in result.failures}) == 40
+    # Not latched like a refused password: the next action logs in again.
+    pbx.latency = 0.0
+    assert await client.play_prompt("1000", "hello111")
+    assert pbx.logins == 4
+
+
 async def test_password_changed_while_logged_in(
     session: aiohttp.ClientSession, pbx: FakeYeastarPBX, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -7,6 +7,8 @@ Messages never contain credentials or URLs (a Yeastar token travels in the URL).
 
 from __future__ import annotations
 
+from typing import Self
+
 
 class VoicePromptError(Exception):
     """Base class for everything the API clients raise."""
@@ -43,6 +45,14 @@ class VoicePromptError(Exception):
             return self.message.format(**self.placeholders)
         except (KeyError, IndexError, ValueError):
             return self.message
+
+    def copy(self) -> Self:
+        """The same error as a separate instance (one per caller that shares it)."""
+        clone = type(self).__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone.placeholders = dict(self.placeholders)
+        clone.args = self.args
+        return clone
 
     def with_context(self, **placeholders: str) -> VoicePromptError:
         """Add placeholders (extension, prompt, ...) known only to the caller."""

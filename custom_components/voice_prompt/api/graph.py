@@ -32,6 +32,7 @@ from .errors import (
     VoicePromptTimeoutError,
 )
 from .jsonparse import loads
+from .singleflight import SingleFlight
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -492,7 +493,7 @@ class GraphClient:
         self._request_timeout = request_timeout
         self._token: str | None = None
         self._token_expires = 0.0
-        self._token_lock = asyncio.Lock()
+        self._token_flight: SingleFlight[str] = SingleFlight()
         self.tracker = GraphCallTracker()
         self.token_requests = 0
         self.requests = 0
@@ -717,35 +718,32 @@ class GraphClient:
         return True
 
     async def _access_token(self, stale: str | None = None) -> str:
+        token = self._token
         if (
-            self._token is not None
-            and self._token != stale
+            token is not None
+            and token != stale
             and time.monotonic() < self._token_expires - TOKEN_REFRESH_MARGIN
         ):
-            return self._token
-        async with self._token_lock:
-            if (
-                self._token is not None
-                and self._token != stale
-                and time.monotonic() < self._token_expires - TOKEN_REFRESH_MARGIN
-            ):
-                return self._token
-            self._token = None
-            self.token_requests += 1
-            data = await self._token_request()
-            token, expires_in = data.get("access_token"), data.get("expires_in")
-            if not isinstance(token, str) or not token:
-                raise VoicePromptResponseError(
-                    "token reply without access_token", host=_host_of(self._token_url)
-                )
-            lifetime = (
-                float(expires_in)
-                if isinstance(expires_in, (int, float, str)) and str(expires_in).isdigit()
-                else 3599.0
-            )
-            self._token = token
-            self._token_expires = time.monotonic() + lifetime
             return token
+        return await self._token_flight.run(self._new_token)
+
+    async def _new_token(self) -> str:
+        self._token = None
+        self.token_requests += 1
+        data = await self._token_request()
+        token, expires_in = data.get("access_token"), data.get("expires_in")
+        if not isinstance(token, str) or not token:
+            raise VoicePromptResponseError(
+                "token reply without access_token", host=_host_of(self._token_url)
+            )
+        lifetime = (
+            float(expires_in)
+            if isinstance(expires_in, (int, float, str)) and str(expires_in).isdigit()
+            else 3599.0
+        )
+        self._token = token
+        self._token_expires = time.monotonic() + lifetime
+        return token
 
     async def _token_request(self) -> dict[str, Any]:
         host = _host_of(self._token_url)
@@ -787,20 +785,19 @@ class GraphClient:
         url = self._graph_base + path
         host = _host_of(url)
         waited = 0.0
-        refreshed = False
+        stale: str | None = None  # the token Graph refused once with 401
         tries = 0
         while True:
             tries += 1
-            token = await self._access_token()
+            token = await self._access_token(stale)
             self.requests += 1
             status, data, retry_after = await self._send(
                 method, url, host, json_body=body, headers={"Authorization": f"Bearer {token}"}
             )
             if 200 <= status < 300:
                 return data
-            if status == 401 and not refreshed:
-                refreshed = True
-                await self._access_token(stale=token)
+            if status == 401 and stale is None:
+                stale = token
                 continue
             if (
                 status in (429, 503)

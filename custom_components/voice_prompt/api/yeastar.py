@@ -32,6 +32,7 @@ from .errors import (
     VoicePromptTokenError,
 )
 from .jsonparse import loads
+from .singleflight import SingleFlight
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -349,9 +350,7 @@ class YeastarClient:
         self._timeout = aiohttp.ClientTimeout(total=request_timeout)
         self._request_timeout = request_timeout
         self._report_port = str(report_port)
-        self._login_lock = asyncio.Lock()
-        # Set while a login is in flight (the lock is held); callers wait on it together.
-        self._login_done: asyncio.Event | None = None
+        self._login_flight: SingleFlight[str] = SingleFlight()
         # Requests this client has at the PBX at once, whatever the number of actions.
         self._in_flight = asyncio.Semaphore(DEFAULT_CONCURRENCY)
         self._auth_failed_code: str | None = None
@@ -561,22 +560,16 @@ class YeastarClient:
 
     async def _fresh_token(self, stale: str | None) -> str:
         """Log in once for all concurrent callers that saw the same stale token."""
-        if (in_flight := self._login_done) is not None:
-            # Wait for the login in flight all together: queued on the lock, the callers
-            # would wake one event-loop turn after another (50 callers: ~50 ms late).
-            await in_flight.wait()
-        async with self._login_lock:
-            if self._token is not None and self._token != stale:
-                return self._token
+        if self._token is not None and self._token != stale:
+            return self._token
+
+        async def login() -> str:
             if stale is not None:
                 self.stats.relogins += 1
-            self._token = None
-            self._login_done = done = asyncio.Event()
-            try:
-                return await self._login()
-            finally:
-                self._login_done = None
-                done.set()
+            self._token = None  # callers arriving now join this login
+            return await self._login()
+
+        return await self._login_flight.run(login)
 
     async def _login(self) -> str:
         if self._auth_failed_code is not None:
