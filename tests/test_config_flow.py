@@ -575,6 +575,41 @@ async def test_yeastar_token_creates_entry(
     assert token in pbx.tokens
 
 
+async def test_fields_are_trimmed_alike_in_setup_and_reauth_but_never_the_password(
+    hass: HomeAssistant, pbx: FakeYeastarPBX, session: aiohttp.ClientSession
+) -> None:
+    """A pasted token or username loses stray spaces; the password is taken as typed."""
+    token = await _fresh_token(session, pbx)
+    result = await _start(hass, "yeastar_token")
+    result = await _submit(hass, result["flow_id"], _token_input(pbx, f" {token}\n"))
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"][CONF_TOKEN] == token
+    await hass.config_entries.async_remove(result["result"].entry_id)
+
+    spaced = f" {PASSWORD} "
+    pbx.password = spaced
+    result = await _start(hass, "yeastar")
+    result = await _submit(
+        hass, result["flow_id"], _user_input(pbx, **{CONF_USERNAME: " api ", CONF_PASSWORD: spaced})
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    entry = hass.config_entries.async_get_entry(result["result"].entry_id)
+    assert entry is not None
+    assert (entry.data[CONF_USERNAME], entry.data[CONF_PASSWORD]) == ("api", spaced)
+    await hass.async_block_till_done()
+
+    new_password = f"{NEW_PASSWORD} "
+    pbx.password = new_password
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_REAUTH, "entry_id": entry.entry_id}, data=entry.data
+    )
+    result = await _submit(
+        hass, result["flow_id"], {CONF_USERNAME: "api\t", CONF_PASSWORD: new_password}
+    )
+    _assert_abort(result, "reauth_successful")
+    assert (entry.data[CONF_USERNAME], entry.data[CONF_PASSWORD]) == ("api", new_password)
+
+
 async def test_yeastar_token_dead_token(
     hass: HomeAssistant, pbx: FakeYeastarPBX, session: aiohttp.ClientSession
 ) -> None:

@@ -172,6 +172,20 @@ async def test_bad_answers_retry_setup(
     assert pbx.logins == 1
 
 
+async def test_failed_setup_after_login_logs_out(
+    hass: HomeAssistant, config_entry: MockConfigEntry, pbx: FakeYeastarPBX
+) -> None:
+    """Login works, the device query fails: retry later, and leave no token behind."""
+    pbx.fail_next["deviceinfo/query"] = ["30001"]
+    await _setup(hass, config_entry)
+
+    assert config_entry.state is ConfigEntryState.SETUP_RETRY
+    assert pbx.logins == 1
+    (logout,) = pbx.calls("logout")
+    assert logout.token == pbx.calls("deviceinfo/query")[0].token
+    assert pbx.tokens == {}
+
+
 async def test_untrusted_certificate_retries_setup(
     hass: HomeAssistant, entry_data: dict[str, Any], pbx: FakeYeastarPBX
 ) -> None:

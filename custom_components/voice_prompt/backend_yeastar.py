@@ -28,6 +28,9 @@ async def async_setup_entry(hass: HomeAssistant, entry: VoicePromptConfigEntry) 
     try:
         device = await client.async_validate()
     except VoicePromptError as err:
+        # The login may have worked before the failure: log out, or each setup retry
+        # would leave another token alive at the PBX for 30 minutes.
+        await client.async_close()
         raise setup_error(err) from err
 
     dr.async_get(hass).async_get_or_create(

@@ -270,12 +270,13 @@ class VoicePromptConfigFlow(ConfigFlow, domain=DOMAIN):
     def _clean_address(
         user_input: dict[str, Any],
     ) -> tuple[dict[str, Any], dict[str, str]]:
-        """Normalise the host field; a port inside a pasted URL wins."""
-        address = normalize_host(user_input[CONF_HOST])
+        """Trim the fields as every step does; a port inside a pasted URL wins."""
+        values = _stripped(user_input)
+        address = normalize_host(values[CONF_HOST])
         if address is None:
-            return dict(user_input), {CONF_HOST: "invalid_host"}
+            return values, {CONF_HOST: "invalid_host"}
         host, port = address
-        return {**user_input, CONF_HOST: host, CONF_PORT: port or user_input[CONF_PORT]}, {}
+        return {**values, CONF_HOST: host, CONF_PORT: port or values[CONF_PORT]}, {}
 
     async def _async_check(
         self, data: Mapping[str, Any]
@@ -341,7 +342,12 @@ class VoicePromptOptionsFlow(OptionsFlow):
 
 
 def _stripped(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Pasted ids and secrets often carry stray spaces."""
+    """Pasted ids, names, tokens and secrets often carry stray spaces.
+
+    A PBX password is kept exactly as typed: a space may be part of it, and a wrong
+    guess would count towards the PBX's five-attempt lockout.
+    """
     return {
-        key: value.strip() if isinstance(value, str) else value for key, value in values.items()
+        key: value.strip() if isinstance(value, str) and key != CONF_PASSWORD else value
+        for key, value in values.items()
     }
