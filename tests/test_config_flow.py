@@ -1060,7 +1060,7 @@ def test_translations_cover_every_form_field() -> None:
                 # A step id may be a literal or "a" if ... else "b".
                 options = [step.body, step.orelse] if isinstance(step, ast.IfExp) else [step]
                 shown_steps.update(o.value for o in options if isinstance(o, ast.Constant))
-            elif node.func.attr == "_async_step_new_pbx":
+            elif node.func.attr == "_async_step_new":
                 first = node.args[0]
                 assert isinstance(first, ast.Constant)
                 shown_steps.add(first.value)

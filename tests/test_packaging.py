@@ -540,7 +540,7 @@ class FlowUsage:
     """What config_flow.py shows, per flow class: steps, their fields, errors and aborts.
 
     Step ids, schemas and reasons are evaluated from the AST: literals, module constants,
-    parameters bound at their call sites (``_async_step_new_pbx("yeastar", YEASTAR_SCHEMA)``),
+    parameters bound at their call sites (``_async_step_new("yeastar", YEASTAR_SCHEMA, ...)``),
     paired conditional expressions (``"a" if graph else "b"`` with ``A if graph else B``), and
     ``x if x in COLLECTION else "y"``.
     """

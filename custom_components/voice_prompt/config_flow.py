@@ -156,30 +156,19 @@ class VoicePromptConfigFlow(ConfigFlow, domain=DOMAIN):
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         """Yeastar PBX with the API username and password."""
-        return await self._async_step_new_pbx("yeastar", YEASTAR_SCHEMA, user_input)
+        return await self._async_step_new("yeastar", YEASTAR_SCHEMA, BACKEND_YEASTAR, user_input)
 
     async def async_step_yeastar_token(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         """Yeastar PBX with an API token obtained elsewhere."""
-        return await self._async_step_new_pbx("yeastar_token", YEASTAR_TOKEN_SCHEMA, user_input)
+        return await self._async_step_new(
+            "yeastar_token", YEASTAR_TOKEN_SCHEMA, BACKEND_YEASTAR, user_input
+        )
 
     async def async_step_graph(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Microsoft Teams through an Entra ID app registered as a calling bot."""
-        errors: dict[str, str] = {}
-        if user_input is not None:
-            data = {**_stripped(user_input), CONF_BACKEND: BACKEND_GRAPH}
-            identity, errors = await self._async_check(data)
-            if identity is not None:
-                await self.async_set_unique_id(identity.unique_id)
-                self._abort_if_unique_id_configured()
-                data[CONF_WEBHOOK_ID] = webhook.async_generate_id()
-                return self.async_create_entry(title=identity.title, data=data)
-        return self.async_show_form(
-            step_id="graph",
-            data_schema=self.add_suggested_values_to_schema(GRAPH_SCHEMA, user_input),
-            errors=errors,
-        )
+        return await self._async_step_new("graph", GRAPH_SCHEMA, BACKEND_GRAPH, user_input)
 
     async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
         """The PBX or Microsoft refused the stored credentials."""
@@ -218,10 +207,7 @@ class VoicePromptConfigFlow(ConfigFlow, domain=DOMAIN):
         graph = entry.data[CONF_BACKEND] == BACKEND_GRAPH
         errors: dict[str, str] = {}
         if user_input is not None:
-            if graph:
-                changes = _stripped(user_input)
-            else:
-                changes, errors = self._clean_address(user_input)
+            changes, errors = self._clean(entry.data[CONF_BACKEND], user_input)
             if not errors:
                 identity, errors = await self._async_check({**entry.data, **changes})
                 if identity is not None:
@@ -247,18 +233,20 @@ class VoicePromptConfigFlow(ConfigFlow, domain=DOMAIN):
         """The Teams variant of the reconfigure form submits here."""
         return await self.async_step_reconfigure(user_input)
 
-    async def _async_step_new_pbx(
-        self, step_id: str, schema: vol.Schema, user_input: dict[str, Any] | None
+    async def _async_step_new(
+        self, step_id: str, schema: vol.Schema, backend: str, user_input: dict[str, Any] | None
     ) -> ConfigFlowResult:
         errors: dict[str, str] = {}
         if user_input is not None:
-            data, errors = self._clean_address(user_input)
+            data, errors = self._clean(backend, user_input)
             if not errors:
-                data[CONF_BACKEND] = BACKEND_YEASTAR
+                data[CONF_BACKEND] = backend
                 identity, errors = await self._async_check(data)
                 if identity is not None:
                     await self.async_set_unique_id(identity.unique_id)
                     self._abort_if_unique_id_configured()
+                    if backend == BACKEND_GRAPH:
+                        data[CONF_WEBHOOK_ID] = webhook.async_generate_id()
                     return self.async_create_entry(title=identity.title, data=data)
         return self.async_show_form(
             step_id=step_id,
@@ -267,11 +255,11 @@ class VoicePromptConfigFlow(ConfigFlow, domain=DOMAIN):
         )
 
     @staticmethod
-    def _clean_address(
-        user_input: dict[str, Any],
-    ) -> tuple[dict[str, Any], dict[str, str]]:
-        """Trim the fields as every step does; a port inside a pasted URL wins."""
+    def _clean(backend: str, user_input: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+        """Trim the fields; a PBX address is normalised too (a port in a pasted URL wins)."""
         values = _stripped(user_input)
+        if backend == BACKEND_GRAPH:
+            return values, {}
         address = normalize_host(values[CONF_HOST])
         if address is None:
             return values, {CONF_HOST: "invalid_host"}
