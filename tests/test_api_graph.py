@@ -38,6 +38,7 @@ from custom_components.voice_prompt.api import (
     VoicePromptSSLError,
     VoicePromptTimeoutError,
     check_client_context,
+    graph as graph_api,
     graph as graph_module,
     parse_media,
     parse_target,
@@ -1329,6 +1330,18 @@ async def test_verifier_refuses(
     assert err.translation_key == "notification_unauthorized"
     assert err.placeholders["detail"] == reason
     assert str(err) == f"Refused a notification: {reason}"
+
+
+async def test_verifier_reads_keys_on_a_freshly_booted_host(
+    graph: FakeGraph, verifier: GraphNotificationVerifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The monotonic clock starts near 0 at boot: the first read must not wait a minute."""
+    monkeypatch.setattr(graph_api.time, "monotonic", lambda: 5.0)
+
+    claims = await verifier.verify(f"Bearer {graph.make_jwt()}")
+
+    assert claims["aud"] == CLIENT_ID
+    assert _key_reads(graph) == 1
 
 
 async def test_verifier_rereads_keys_at_most_once_per_interval(

@@ -101,7 +101,6 @@ def _set_timeout(entry: MockConfigEntry, seconds: float) -> None:
     """Shorten the client's request timeout (the message names the value in use)."""
     client = entry.runtime_data.client
     client._timeout = aiohttp.ClientTimeout(total=seconds)
-    client._request_timeout = seconds
 
 
 async def _tick(hass: HomeAssistant) -> None:

@@ -34,6 +34,7 @@ from .api import (
     VoicePromptResponseError,
     VoicePromptSSLError,
 )
+from .api.yeastar import DEFAULT_PORT
 from .const import (
     BACKEND_GRAPH,
     BACKEND_YEASTAR,
@@ -42,7 +43,6 @@ from .const import (
     CONF_HANG_UP,
     CONF_TENANT_ID,
     DEFAULT_HANG_UP,
-    DEFAULT_PORT,
     DEFAULT_VERIFY_SSL,
     DOMAIN,
     LOGGER,

@@ -13,7 +13,6 @@ CONF_BACKEND: Final = "backend"
 BACKEND_YEASTAR: Final = "yeastar"
 BACKEND_GRAPH: Final = "graph"
 
-DEFAULT_PORT: Final = 8088
 DEFAULT_VERIFY_SSL: Final = False  # Yeastar PBXs ship with a self-signed certificate
 # Well inside the PBX's 30-minute idle limit; the client only sends a heartbeat when idle.
 KEEPALIVE_INTERVAL: Final = timedelta(minutes=5)

@@ -23,7 +23,8 @@ from homeassistant.helpers.aiohttp_client import async_get_clientsession
 
 from .api import GraphClient, GraphNotificationVerifier, YeastarClient, YeastarDeviceInfo
 from .api.graph import GRAPH_BASE, LOGIN_BASE, OPENID_CONFIG_URL
-from .const import CONF_TENANT_ID, DEFAULT_PORT, DEFAULT_VERIFY_SSL
+from .api.yeastar import DEFAULT_PORT
+from .const import CONF_TENANT_ID, DEFAULT_VERIFY_SSL
 
 
 @dataclass(slots=True)

@@ -31,7 +31,7 @@ from .errors import (
     VoicePromptSSLError,
     VoicePromptTimeoutError,
 )
-from .jsonparse import loads
+from .jsonparse import loads, opt_str
 from .singleflight import SingleFlight
 
 _LOGGER = logging.getLogger(__name__)
@@ -347,7 +347,7 @@ def _event_from(item: Mapping[str, Any]) -> GraphEvent | None:
             "prompt_completed" if status == "completed" else "prompt_failed",
             call_id,
             operation_id,
-            _opt_str(data.get("clientContext")),
+            opt_str(data.get("clientContext")),
             code,
             subcode,
             message,
@@ -365,15 +365,11 @@ def _result_info(data: Mapping[str, Any]) -> tuple[int | None, int | None, str |
     info = data.get("resultInfo")
     if not isinstance(info, Mapping):
         return None, None, None
-    return _opt_int(info.get("code")), _opt_int(info.get("subcode")), _opt_str(info.get("message"))
+    return _opt_int(info.get("code")), _opt_int(info.get("subcode")), opt_str(info.get("message"))
 
 
 def _opt_int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _opt_str(value: Any) -> str | None:
-    return str(value) if value not in (None, "") else None
 
 
 class GraphNotificationVerifier:
@@ -393,7 +389,7 @@ class GraphNotificationVerifier:
         self._openid_config_url = openid_config_url
         self._issuer = issuer
         self._keys: dict[str, Any] = {}
-        self._keys_read = 0.0
+        self._keys_read: float | None = None  # monotonic time of the last read
         self._lock = asyncio.Lock()
 
     async def verify(self, authorization: str | None) -> dict[str, Any]:
@@ -426,7 +422,10 @@ class GraphNotificationVerifier:
         if kid in self._keys:
             return self._keys[kid]
         async with self._lock:
-            if kid not in self._keys and time.monotonic() - self._keys_read > KEYS_REFRESH_INTERVAL:
+            if kid not in self._keys and (
+                self._keys_read is None
+                or time.monotonic() - self._keys_read > KEYS_REFRESH_INTERVAL
+            ):
                 await self._read_keys()
         if kid not in self._keys:
             raise _unauthorized("unknown signing key")
@@ -490,7 +489,8 @@ class GraphClient:
         self._token_url = f"{login_base.rstrip('/')}/{tenant_id}/oauth2/v2.0/token"
         self._graph_base = graph_base.rstrip("/")
         self._timeout = aiohttp.ClientTimeout(total=request_timeout)
-        self._request_timeout = request_timeout
+        self._token_host = _host_of(self._token_url)
+        self._graph_host = _host_of(self._graph_base)
         self._token: str | None = None
         self._token_expires = 0.0
         self._token_flight: SingleFlight[str] = SingleFlight()
@@ -518,7 +518,6 @@ class GraphClient:
         source_instance_id: str | None = None,
     ) -> str:
         """Place an audio call with service-hosted media; return its id."""
-        identity_kind = "user" if target.kind == "user" else "phone"
         body: dict[str, Any] = {
             "@odata.type": "#microsoft.graph.call",
             "callbackUri": callback_uri,
@@ -527,7 +526,7 @@ class GraphClient:
                     "@odata.type": "#microsoft.graph.invitationParticipantInfo",
                     "identity": {
                         "@odata.type": "#microsoft.graph.identitySet",
-                        identity_kind: {
+                        target.kind: {
                             "@odata.type": "#microsoft.graph.identity",
                             "id": target.id,
                         },
@@ -560,9 +559,7 @@ class GraphClient:
         data = await self._api("POST", "/v1.0/communications/calls", body)
         call_id = data.get("id") if isinstance(data, dict) else None
         if not isinstance(call_id, str) or not call_id:
-            raise VoicePromptResponseError(
-                "call created without an id", host=_host_of(self._graph_base)
-            )
+            raise VoicePromptResponseError("call created without an id", host=self._graph_host)
         return call_id
 
     async def get_call(self, call_id: str) -> dict[str, Any]:
@@ -598,13 +595,13 @@ class GraphClient:
         )
         if not isinstance(data, dict) or not isinstance(data.get("id"), str):
             raise VoicePromptResponseError(
-                "playPrompt without an operation id", host=_host_of(self._graph_base)
+                "playPrompt without an operation id", host=self._graph_host
             )
         code, subcode, message = _result_info(data)
         return GraphOperation(
             id=data["id"],
             status=str(data.get("status", "")),
-            client_context=_opt_str(data.get("clientContext")),
+            client_context=opt_str(data.get("clientContext")),
             result_code=code,
             result_subcode=subcode,
             result_message=message,
@@ -734,7 +731,7 @@ class GraphClient:
         token, expires_in = data.get("access_token"), data.get("expires_in")
         if not isinstance(token, str) or not token:
             raise VoicePromptResponseError(
-                "token reply without access_token", host=_host_of(self._token_url)
+                "token reply without access_token", host=self._token_host
             )
         lifetime = (
             float(expires_in)
@@ -746,7 +743,7 @@ class GraphClient:
         return token
 
     async def _token_request(self) -> dict[str, Any]:
-        host = _host_of(self._token_url)
+        host = self._token_host
         form = {
             "client_id": self.client_id,
             "client_secret": self._secret,
@@ -783,7 +780,7 @@ class GraphClient:
     ) -> Any:
         """A Graph request with one token refresh on 401 and bounded 429/503 retries."""
         url = self._graph_base + path
-        host = _host_of(url)
+        host = self._graph_host
         waited = 0.0
         stale: str | None = None  # the token Graph refused once with 401
         tries = 0
@@ -829,7 +826,7 @@ class GraphClient:
                 status = response.status
                 retry_after = _retry_after(response.headers.get("Retry-After"))
         except TimeoutError:
-            raise VoicePromptTimeoutError(host=host, timeout=f"{self._request_timeout:g}") from None
+            raise VoicePromptTimeoutError(host=host, timeout=f"{self._timeout.total:g}") from None
         except aiohttp.ClientSSLError as err:
             raise VoicePromptSSLError(type(err).__name__, host=host) from None
         except aiohttp.ClientError as err:

@@ -26,3 +26,8 @@ def _fastest_loads() -> Callable[[bytes], Any]:
 
 loads: Final[Callable[[bytes], Any]] = _fastest_loads()
 """Parse a body; ``ValueError`` when it is not JSON (also for absurd nesting)."""
+
+
+def opt_str(value: Any) -> str | None:
+    """A reply field as text; None when it is missing or empty."""
+    return str(value) if value not in (None, "") else None

@@ -31,7 +31,7 @@ from .errors import (
     VoicePromptTimeoutError,
     VoicePromptTokenError,
 )
-from .jsonparse import loads
+from .jsonparse import loads, opt_str
 from .singleflight import SingleFlight
 
 _LOGGER = logging.getLogger(__name__)
@@ -345,10 +345,7 @@ class YeastarClient:
         # its query cost more than the rest of the client's own work per request.
         self._urls: dict[str, URL] = {}
         self._urls_token: str | None = None
-        # ssl=True defers to the session's own context; False skips verification.
-        self._ssl = verify_ssl
         self._timeout = aiohttp.ClientTimeout(total=request_timeout)
-        self._request_timeout = request_timeout
         self._report_port = str(report_port)
         self._login_flight: SingleFlight[str] = SingleFlight()
         # Requests this client has at the PBX at once, whatever the number of actions.
@@ -393,9 +390,9 @@ class YeastarClient:
         return YeastarDeviceInfo(
             name=str(info.get("devicename") or "Yeastar PBX"),
             serial=str(info["sn"]),
-            hardware_version=_opt_str(info.get("hardwarever")),
-            firmware_version=_opt_str(info.get("firmwarever")),
-            extension_status=_opt_str(info.get("extensionstatus")),
+            hardware_version=opt_str(info.get("hardwarever")),
+            firmware_version=opt_str(info.get("firmwarever")),
+            extension_status=opt_str(info.get("extensionstatus")),
         )
 
     async def extensions(self) -> list[YeastarExtension]:
@@ -614,6 +611,7 @@ class YeastarClient:
     ) -> dict[str, Any]:
         """One HTTP exchange; every failure becomes a VoicePromptError without secrets."""
         self.stats.requests += 1
+        timeout = client_timeout or self._timeout
         # Queue here, outside the timeout: the timeout is for the PBX's answer, and a
         # small PBX should not see a burst of actions as 100 parallel connections.
         async with self._in_flight:
@@ -623,15 +621,16 @@ class YeastarClient:
                 async with self._session.post(
                     self._url(path, token),
                     json=body,
-                    ssl=self._ssl,
-                    timeout=client_timeout or self._timeout,
+                    # True defers to the session's own context; False skips verification.
+                    ssl=self.verify_ssl,
+                    timeout=timeout,
                 ) as response:
                     if response.status != 200:
                         raise self._bad_reply(f"HTTP status {response.status}")
                     raw = await response.read()
             except TimeoutError:
                 raise VoicePromptTimeoutError(
-                    host=self.host, timeout=f"{self._request_timeout:g}"
+                    host=self.host, timeout=f"{timeout.total:g}"
                 ) from None
             except aiohttp.ClientSSLError as err:
                 raise VoicePromptSSLError(_describe(err), host=self.host) from None
@@ -672,10 +671,6 @@ class YeastarClient:
 
     def _bad_reply(self, detail: str) -> VoicePromptResponseError:
         return VoicePromptResponseError(detail, host=self.host, extension="", prompt="")
-
-
-def _opt_str(value: Any) -> str | None:
-    return str(value) if value not in (None, "") else None
 
 
 def _url_host(host: str) -> str:
