@@ -349,6 +349,32 @@ async def test_unknown_call_is_an_input_error(graph: FakeGraph, graph_client: Gr
     assert GUID.fullmatch(err.placeholders["request_id"])
 
 
+async def test_graph_error_text_keeps_only_the_host_of_urls_it_quotes(
+    graph: FakeGraph, graph_client: GraphClient
+) -> None:
+    """Graph quotes the callback URL back; its path holds the webhook id, a secret."""
+    callback = "http://ha.example.test/api/webhook/SECRET-WEBHOOK-ID"
+
+    with pytest.raises(VoicePromptError) as exc_info:
+        await graph_client.create_call(GraphTarget("user", USER_ID), PROMPTS, callback)
+
+    err = exc_info.value
+    assert "The callbackUri 'http://ha.example.test/…' is not valid" in str(err)
+    assert "SECRET-WEBHOOK-ID" not in repr(err.placeholders)
+    assert "SECRET-WEBHOOK-ID" not in str(err)
+
+
+def test_media_errors_leave_the_query_out() -> None:
+    """A signed prompt URL is named in the error without its signature."""
+    with pytest.raises(VoicePromptInputError) as exc_info:
+        parse_media(["http://media.example.test/door.wav?sv=2024&sig=SECRET-SIGNATURE"])
+
+    err = exc_info.value
+    assert err.translation_key == "media_not_https"
+    assert err.placeholders["media"] == "http://media.example.test/door.wav?…"
+    assert "SECRET-SIGNATURE" not in str(err)
+
+
 async def test_missing_permission(graph: FakeGraph, graph_client: GraphClient) -> None:
     graph.permission_denied = True
 

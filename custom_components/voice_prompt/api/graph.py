@@ -57,6 +57,9 @@ _MEMORY: Final = 512
 
 _GUID: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
 _E164: Final = re.compile(r"\+[1-9][0-9]{6,14}")
+# A URL in Graph's own error text: it may quote what we sent (the callback path holds
+# the webhook id; a prompt URL may hold a signature). Errors keep scheme and host only.
+_URL_IN_TEXT: Final = re.compile(r"(https?://[^/\s'\"?#]+)[^\s'\"]*", re.IGNORECASE)
 _CALL_URL: Final = re.compile(r"/communications/calls/([^/]+)(?:/operations/([^/]+))?/?$", re.I)
 
 # AADSTS codes of the token endpoint → (translation key, English message).
@@ -201,17 +204,17 @@ def parse_media(items: Sequence[str | Mapping[str, Any]]) -> list[GraphMedia]:
             raise _media_error(
                 "media_not_https",
                 "Prompt {media} uses http://; Microsoft Teams plays media only from https:// URLs",
-                media=uri[:120],
+                media=_shown(uri),
             )
         if not uri.lower().startswith("https://") or any(c.isspace() for c in uri):
             raise _media_error(
-                "media_invalid", "Prompt {media} is not an https:// URL", media=uri[:120]
+                "media_invalid", "Prompt {media} is not an https:// URL", media=_shown(uri)
             )
         if resource_id is not None and (
             not isinstance(resource_id, str) or not resource_id.strip()
         ):
             raise _media_error(
-                "media_invalid", "The resource id of prompt {media} is empty", media=uri[:120]
+                "media_invalid", "The resource id of prompt {media} is empty", media=_shown(uri)
             )
         # Graph caches media by resourceId: the same URL keeps the same id.
         media.append(
@@ -221,6 +224,13 @@ def parse_media(items: Sequence[str | Mapping[str, Any]]) -> list[GraphMedia]:
             )
         )
     return media
+
+
+def _shown(uri: str) -> str:
+    """A prompt URL for an error message: its query (signatures, tokens) left out."""
+    base, query, _ = uri.partition("?")
+    base = base.partition("#")[0]
+    return base[:120] + ("?…" if query else "")
 
 
 def check_client_context(value: str | None) -> str:
@@ -864,7 +874,7 @@ def _graph_error(status: int, data: Any, host: str, call_id: str) -> VoicePrompt
     inner = error.get("innerError") or error.get("innererror") or {}
     request_id = str(inner.get("request-id", "")) if isinstance(inner, dict) else ""
     code = str(error.get("code", status))
-    message = str(error.get("message", ""))[:300]
+    message = _URL_IN_TEXT.sub(r"\1/…", str(error.get("message", "")))[:300]
     placeholders = {
         "host": host,
         "request_id": request_id or "-",
