@@ -400,6 +400,7 @@ class GraphNotificationVerifier:
         self._issuer = issuer
         self._keys: dict[str, Any] = {}
         self._keys_read: float | None = None  # monotonic time of the last read
+        self._timeout = aiohttp.ClientTimeout(total=DEFAULT_TIMEOUT)
         self._lock = asyncio.Lock()
 
     async def verify(self, authorization: str | None) -> dict[str, Any]:
@@ -453,15 +454,11 @@ class GraphNotificationVerifier:
         self._keys = {key.key_id: key.key for key in keys if key.key_id}
 
     async def _get_json(self, url: str) -> Any:
-        try:
-            async with self._session.get(
-                url, timeout=aiohttp.ClientTimeout(total=DEFAULT_TIMEOUT)
-            ) as response:
-                if response.status != 200:
-                    raise VoicePromptResponseError(f"HTTP {response.status}", host=_host_of(url))
-                return await response.json(content_type=None)
-        except (aiohttp.ClientError, TimeoutError, ValueError) as err:
-            raise VoicePromptConnectionError(type(err).__name__, host=_host_of(url)) from None
+        host = _host_of(url)
+        status, data, _ = await _exchange(self._session, "GET", url, host, self._timeout)
+        if status != 200 or data is None:
+            raise VoicePromptResponseError(f"HTTP {status}", host=host)
+        return data
 
 
 def _unauthorized(reason: str) -> VoicePromptAuthenticationError:
@@ -760,7 +757,9 @@ class GraphClient:
             "scope": SCOPE,
             "grant_type": "client_credentials",
         }
-        status, data, _ = await self._send("POST", self._token_url, host, data=form)
+        status, data, _ = await _exchange(
+            self._session, "POST", self._token_url, host, self._timeout, data=form
+        )
         if status == 200 and isinstance(data, dict):
             return data
         codes = data.get("error_codes") if isinstance(data, dict) else None
@@ -798,8 +797,14 @@ class GraphClient:
             tries += 1
             token = await self._access_token(stale)
             self.requests += 1
-            status, data, retry_after = await self._send(
-                method, url, host, json_body=body, headers={"Authorization": f"Bearer {token}"}
+            status, data, retry_after = await _exchange(
+                self._session,
+                method,
+                url,
+                host,
+                self._timeout,
+                json_body=body,
+                headers={"Authorization": f"Bearer {token}"},
             )
             if 200 <= status < 300:
                 return data
@@ -817,38 +822,43 @@ class GraphClient:
                 continue
             raise _graph_error(status, data, host, call_id)
 
-    async def _send(
-        self,
-        method: str,
-        url: str,
-        host: str,
-        *,
-        data: dict[str, str] | None = None,
-        json_body: dict[str, Any] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> tuple[int, Any, float]:
-        """One exchange: (status, parsed JSON body or None, Retry-After seconds)."""
+
+async def _exchange(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    host: str,
+    client_timeout: aiohttp.ClientTimeout,
+    *,
+    data: dict[str, str] | None = None,
+    json_body: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, Any, float]:
+    """One exchange: (status, parsed JSON body or None, Retry-After seconds).
+
+    Every failure becomes a VoicePromptError naming the host, never the URL.
+    """
+    try:
+        async with session.request(
+            method, url, data=data, json=json_body, headers=headers, timeout=client_timeout
+        ) as response:
+            raw = await response.read()
+            status = response.status
+            retry_after = _retry_after(response.headers.get("Retry-After"))
+    except TimeoutError:
+        raise VoicePromptTimeoutError(host=host, timeout=f"{client_timeout.total:g}") from None
+    except aiohttp.ClientSSLError as err:
+        raise VoicePromptSSLError(type(err).__name__, host=host) from None
+    except aiohttp.ClientError as err:
+        raise VoicePromptConnectionError(type(err).__name__, host=host) from None
+    parsed: Any = None
+    if raw:
         try:
-            async with self._session.request(
-                method, url, data=data, json=json_body, headers=headers, timeout=self._timeout
-            ) as response:
-                raw = await response.read()
-                status = response.status
-                retry_after = _retry_after(response.headers.get("Retry-After"))
-        except TimeoutError:
-            raise VoicePromptTimeoutError(host=host, timeout=f"{self._timeout.total:g}") from None
-        except aiohttp.ClientSSLError as err:
-            raise VoicePromptSSLError(type(err).__name__, host=host) from None
-        except aiohttp.ClientError as err:
-            raise VoicePromptConnectionError(type(err).__name__, host=host) from None
-        parsed: Any = None
-        if raw:
-            try:
-                parsed = loads(raw)
-            except ValueError:
-                if 200 <= status < 300:
-                    raise VoicePromptResponseError("not JSON", host=host) from None
-        return status, parsed, retry_after
+            parsed = loads(raw)
+        except ValueError:
+            if 200 <= status < 300:
+                raise VoicePromptResponseError("not JSON", host=host) from None
+    return status, parsed, retry_after
 
 
 def _path_id(call_id: str) -> str:
