@@ -9,10 +9,11 @@ from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .api import GraphEvent
+from .api.graph import EVENT_TYPES as GRAPH_EVENT_TYPES
 from .const import DOMAIN, SIGNAL_GRAPH_EVENT
 from .models import VoicePromptConfigEntry
 
-EVENT_TYPES = ["call_established", "call_terminated", "prompt_completed", "prompt_failed"]
+EVENT_TYPES = list(GRAPH_EVENT_TYPES)
 PARALLEL_UPDATES = 0
 
 

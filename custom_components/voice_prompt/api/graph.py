@@ -121,6 +121,10 @@ class GraphOperation:
         return self.status in ("completed", "failed")
 
 
+# What a notification can tell (GraphEvent.type); the event entity offers exactly these.
+EVENT_TYPES: Final = ("call_established", "call_terminated", "prompt_completed", "prompt_failed")
+
+
 @dataclass(frozen=True, slots=True)
 class GraphEvent:
     """Something a notification told: call state changes and operation results."""
