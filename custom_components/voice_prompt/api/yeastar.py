@@ -57,6 +57,10 @@ _EXTENSION: Final = re.compile(r"[0-9]{1,16}")
 
 type _ErrorSpec = tuple[type[VoicePromptError], str, str]
 
+# Every PBX error message may name the call's extension and prompt; _play_one fills
+# them in, other requests leave them blank.
+_NO_CALL: Final = {"extension": "", "prompt": ""}
+
 # Codes that mean this client sent something malformed: one message for all of them.
 _PROTOCOL_ERROR: Final[_ErrorSpec] = (
     VoicePromptRequestError,
@@ -159,8 +163,7 @@ def error_for(errno: str, host: str) -> VoicePromptError:
         translation_key=key,
         message=message,
         host=host,
-        extension="",
-        prompt="",
+        **_NO_CALL,
     )
 
 
@@ -264,9 +267,7 @@ def normalize_extensions(value: str | int | Sequence[str | int]) -> list[str]:
 
 
 def _input_error(key: str, message: str, **placeholders: str) -> VoicePromptInputError:
-    placeholders.setdefault("prompt", "")
-    placeholders.setdefault("extension", "")
-    return VoicePromptInputError(translation_key=key, message=message, **placeholders)
+    return VoicePromptInputError(translation_key=key, message=message, **_NO_CALL | placeholders)
 
 
 @dataclass(frozen=True, slots=True)
@@ -551,8 +552,7 @@ class YeastarClient:
                 translation_key="token_rejected_again",
                 message="The PBX refused a token it had just issued (error {code})",
                 host=self.host,
-                extension="",
-                prompt="",
+                **_NO_CALL,
             ) from None
 
     async def _fresh_token(self, stale: str | None) -> str:
@@ -670,7 +670,7 @@ class YeastarClient:
         return url
 
     def _bad_reply(self, detail: str) -> VoicePromptResponseError:
-        return VoicePromptResponseError(detail, host=self.host, extension="", prompt="")
+        return VoicePromptResponseError(detail, host=self.host, **_NO_CALL)
 
 
 def _url_host(host: str) -> str:
