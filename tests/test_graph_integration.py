@@ -479,6 +479,18 @@ async def test_input_is_refused_locally(
         )
 
 
+def _assert_download_failed(err: HomeAssistantError) -> None:
+    """The action error for media Graph could not download (code 400/8536)."""
+    assert not isinstance(err, ServiceValidationError)
+    assert err.translation_key == "prompt_failed"
+    assert err.translation_placeholders == {
+        "entry": TITLE,
+        "code": "400",
+        "subcode": "8536",
+        "detail": "Action failed, file could not be downloaded.",
+    }
+
+
 async def test_failed_media(
     hass: HomeAssistant, graph: FakeGraph, graph_loaded: MockConfigEntry
 ) -> None:
@@ -489,14 +501,7 @@ async def test_failed_media(
         await play_prompt(hass, graph_loaded, target=USER_ID, prompt=[MEDIA])
 
     err = exc_info.value
-    assert not isinstance(err, ServiceValidationError)
-    assert err.translation_key == "prompt_failed"
-    assert err.translation_placeholders == {
-        "entry": TITLE,
-        "code": "400",
-        "subcode": "8536",
-        "detail": "Action failed, file could not be downloaded.",
-    }
+    _assert_download_failed(err)
     assert "could not play the prompts (code 400/8536)" in str(err)
     # The call was still hung up; the entity saw the failure.
     assert len(graph.calls_to("DELETE", "")) == 1
@@ -519,14 +524,7 @@ async def test_media_refused_in_the_play_reply_itself(
         await play_prompt(hass, graph_loaded, prompt=[MEDIA], **data)
 
     err = exc_info.value
-    assert not isinstance(err, ServiceValidationError)
-    assert err.translation_key == "prompt_failed"
-    assert err.translation_placeholders == {
-        "entry": TITLE,
-        "code": "400",
-        "subcode": "8536",
-        "detail": "Action failed, file could not be downloaded.",
-    }
+    _assert_download_failed(err)
     # A call the action placed is hung up all the same; one given by call_id is left alone.
     assert len(graph.calls_to("DELETE", "")) == (0 if into_existing_call else 1)
 
