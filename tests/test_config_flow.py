@@ -35,13 +35,7 @@ from custom_components.voice_prompt.config_flow import (
     normalize_host,
 )
 from custom_components.voice_prompt.const import BACKEND_YEASTAR, CONF_BACKEND, DOMAIN
-from homeassistant.config_entries import (
-    SOURCE_REAUTH,
-    SOURCE_USER,
-    ConfigEntry,
-    ConfigEntryState,
-    ConfigFlowResult,
-)
+from homeassistant.config_entries import SOURCE_REAUTH, SOURCE_USER, ConfigEntry, ConfigEntryState
 from homeassistant.const import (
     CONF_HOST,
     CONF_PASSWORD,
@@ -54,11 +48,18 @@ from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from tests.conftest import PASSWORD, SERIAL
 from tests.fakes.yeastar import FakeYeastarPBX
-
-TRANSLATIONS = json.loads(
-    (Path(config_flow.__file__).parent / "translations" / "en.json").read_text(encoding="utf-8")
+from tests.flow_helpers import (
+    CONFIG_STRINGS,
+    TRANSLATIONS,
+    assert_abort,
+    assert_form,
+    schema,
+    schema_keys,
+    start_flow,
+    submit,
+    suggested,
 )
-CONFIG_STRINGS: dict[str, Any] = TRANSLATIONS["config"]
+
 PASSWORD_MD5 = hashlib.md5(PASSWORD.encode(), usedforsecurity=False).hexdigest()
 NEW_PASSWORD = "VoicePrompt-Changed2"
 TITLE = "Yeastar S100 (127.0.0.1)"
@@ -135,55 +136,6 @@ def _state(entry: ConfigEntry[Any]) -> ConfigEntryState:
     return entry.state
 
 
-def _schema(result: ConfigFlowResult) -> dict[Any, Any]:
-    schema = result["data_schema"]
-    assert schema is not None
-    return dict(schema.schema)
-
-
-def _schema_keys(result: ConfigFlowResult) -> list[str]:
-    return [str(key) for key in _schema(result)]
-
-
-def _suggested(result: ConfigFlowResult) -> dict[str, Any]:
-    return {
-        str(key): key.description["suggested_value"]
-        for key in _schema(result)
-        if key.description and "suggested_value" in key.description
-    }
-
-
-def _assert_form(
-    result: ConfigFlowResult, step_id: str, errors: dict[str, str] | None = None
-) -> None:
-    """A form for step_id with exactly these errors, every string of it translated."""
-    assert result["type"] is FlowResultType.FORM
-    assert result["step_id"] == step_id
-    assert result["errors"] == (errors or {})
-    strings = CONFIG_STRINGS["step"][step_id]
-    for key in _schema_keys(result):
-        assert key in strings["data"]
-        assert key in strings["data_description"]
-    for error in (errors or {}).values():
-        assert error in CONFIG_STRINGS["error"]
-
-
-def _assert_abort(result: ConfigFlowResult, reason: str) -> None:
-    assert result["type"] is FlowResultType.ABORT
-    assert result["reason"] == reason
-    assert reason in CONFIG_STRINGS["abort"]
-
-
-async def _start(hass: HomeAssistant, step: str) -> ConfigFlowResult:
-    """Open the user menu and pick step."""
-    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
-    return await hass.config_entries.flow.async_configure(result["flow_id"], {"next_step_id": step})
-
-
-async def _submit(hass: HomeAssistant, flow_id: str, data: dict[str, Any]) -> ConfigFlowResult:
-    return await hass.config_entries.flow.async_configure(flow_id, data)
-
-
 def _assert_logged_out(pbx: FakeYeastarPBX, count: int = 1) -> None:
     """The flow ended every session it opened: one logout per login token, none left."""
     logouts = pbx.calls("logout")
@@ -213,7 +165,7 @@ async def test_user_step_is_a_menu(hass: HomeAssistant) -> None:
 
 
 async def test_graph_menu_option_opens_the_graph_form(hass: HomeAssistant) -> None:
-    result = await _start(hass, "graph")
+    result = await start_flow(hass, "graph")
 
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "graph"
@@ -221,10 +173,10 @@ async def test_graph_menu_option_opens_the_graph_form(hass: HomeAssistant) -> No
 
 
 async def test_yeastar_form_defaults(hass: HomeAssistant) -> None:
-    result = await _start(hass, "yeastar")
+    result = await start_flow(hass, "yeastar")
 
-    _assert_form(result, "yeastar")
-    assert _schema_keys(result) == [
+    assert_form(result, "yeastar")
+    assert schema_keys(result) == [
         CONF_HOST,
         CONF_PORT,
         CONF_USERNAME,
@@ -232,7 +184,7 @@ async def test_yeastar_form_defaults(hass: HomeAssistant) -> None:
         CONF_VERIFY_SSL,
     ]
     defaults = {
-        str(key): key.default() for key in _schema(result) if key.default is not vol.UNDEFINED
+        str(key): key.default() for key in schema(result) if key.default is not vol.UNDEFINED
     }
     assert set(defaults) == {CONF_PORT, CONF_VERIFY_SSL}
     assert defaults[CONF_PORT] == 8088
@@ -243,8 +195,8 @@ async def test_yeastar_form_defaults(hass: HomeAssistant) -> None:
 
 
 async def test_yeastar_creates_entry(hass: HomeAssistant, pbx: FakeYeastarPBX) -> None:
-    result = await _start(hass, "yeastar")
-    result = await _submit(hass, result["flow_id"], _user_input(pbx))
+    result = await start_flow(hass, "yeastar")
+    result = await submit(hass, result["flow_id"], _user_input(pbx))
 
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["title"] == TITLE
@@ -295,7 +247,7 @@ async def test_yeastar_host_normalisation(
     port_field: int | None,
     use_url_port: bool,
 ) -> None:
-    result = await _start(hass, "yeastar")
+    result = await start_flow(hass, "yeastar")
     user_input = _user_input(
         pbx,
         **{
@@ -303,7 +255,7 @@ async def test_yeastar_host_normalisation(
             CONF_PORT: pbx.port if port_field is None else port_field,
         },
     )
-    result = await _submit(hass, result["flow_id"], user_input)
+    result = await submit(hass, result["flow_id"], user_input)
 
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["data"][CONF_HOST] == "127.0.0.1"
@@ -331,19 +283,19 @@ async def test_yeastar_host_normalisation(
 async def test_yeastar_invalid_host(
     hass: HomeAssistant, pbx: FakeYeastarPBX, bad_host: str
 ) -> None:
-    result = await _start(hass, "yeastar")
+    result = await start_flow(hass, "yeastar")
     flow_id = result["flow_id"]
 
-    result = await _submit(hass, flow_id, _user_input(pbx, host=bad_host))
+    result = await submit(hass, flow_id, _user_input(pbx, host=bad_host))
 
-    _assert_form(result, "yeastar", {CONF_HOST: "invalid_host"})
+    assert_form(result, "yeastar", {CONF_HOST: "invalid_host"})
     assert pbx.requests == []
     # The form keeps what was typed, so the user can fix it.
-    assert _suggested(result)[CONF_HOST] == bad_host
-    assert _suggested(result)[CONF_PORT] == pbx.port
+    assert suggested(result)[CONF_HOST] == bad_host
+    assert suggested(result)[CONF_PORT] == pbx.port
 
     # The same flow still works after the error.
-    result = await _submit(hass, flow_id, _user_input(pbx))
+    result = await submit(hass, flow_id, _user_input(pbx))
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["data"][CONF_HOST] == "127.0.0.1"
     assert pbx.logins == 2  # the flow's check, then the new entry's setup
@@ -355,21 +307,21 @@ async def test_yeastar_invalid_host(
 async def test_yeastar_wrong_password_one_login_per_submit(
     hass: HomeAssistant, pbx: FakeYeastarPBX, caplog: pytest.LogCaptureFixture
 ) -> None:
-    result = await _start(hass, "yeastar")
+    result = await start_flow(hass, "yeastar")
     flow_id = result["flow_id"]
 
-    result = await _submit(hass, flow_id, _user_input(pbx, password="wrong-1"))
-    _assert_form(result, "yeastar", {"base": "invalid_auth"})
+    result = await submit(hass, flow_id, _user_input(pbx, password="wrong-1"))
+    assert_form(result, "yeastar", {"base": "invalid_auth"})
     assert pbx.logins == 1
     assert pbx.calls("deviceinfo/query") == []
 
-    result = await _submit(hass, flow_id, _user_input(pbx, password="wrong-2"))
-    _assert_form(result, "yeastar", {"base": "invalid_auth"})
+    result = await submit(hass, flow_id, _user_input(pbx, password="wrong-2"))
+    assert_form(result, "yeastar", {"base": "invalid_auth"})
     assert pbx.logins == 2
     assert pbx.calls("logout") == []  # no session was opened
     assert pbx.failed_logins == {"127.0.0.1": 2}
 
-    result = await _submit(hass, flow_id, _user_input(pbx))
+    result = await submit(hass, flow_id, _user_input(pbx))
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["data"][CONF_PASSWORD] == PASSWORD
     assert pbx.logins == 4  # two refused, the good one, the entry's setup
@@ -438,13 +390,13 @@ async def test_yeastar_errors_then_recover(
     logouts: int,
     log_text: str | None,
 ) -> None:
-    result = await _start(hass, "yeastar")
+    result = await start_flow(hass, "yeastar")
     flow_id = result["flow_id"]
     fault(pbx)
 
-    result = await _submit(hass, flow_id, _user_input(pbx))
+    result = await submit(hass, flow_id, _user_input(pbx))
 
-    _assert_form(result, "yeastar", {"base": error})
+    assert_form(result, "yeastar", {"base": error})
     assert pbx.logins == logins
     assert len(pbx.calls("logout")) == logouts
     if logouts:
@@ -453,7 +405,7 @@ async def test_yeastar_errors_then_recover(
         assert log_text in caplog.text
 
     _heal(pbx)
-    result = await _submit(hass, flow_id, _user_input(pbx))
+    result = await submit(hass, flow_id, _user_input(pbx))
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["result"].unique_id == SERIAL
     assert pbx.logins == logins + 2  # the good check, then the entry's setup
@@ -465,16 +417,16 @@ async def test_yeastar_errors_then_recover(
 async def test_yeastar_ssl_error_then_recover(
     hass: HomeAssistant, tolerate_tls_resets: None, pbx: FakeYeastarPBX
 ) -> None:
-    result = await _start(hass, "yeastar")
+    result = await start_flow(hass, "yeastar")
     flow_id = result["flow_id"]
 
     # The fake's certificate is self-signed: verifying it must fail, before any request.
-    result = await _submit(hass, flow_id, _user_input(pbx, verify_ssl=True))
-    _assert_form(result, "yeastar", {"base": "ssl_error"})
+    result = await submit(hass, flow_id, _user_input(pbx, verify_ssl=True))
+    assert_form(result, "yeastar", {"base": "ssl_error"})
     assert pbx.requests == []
-    assert _suggested(result)[CONF_VERIFY_SSL] is True
+    assert suggested(result)[CONF_VERIFY_SSL] is True
 
-    result = await _submit(hass, flow_id, _user_input(pbx, verify_ssl=False))
+    result = await submit(hass, flow_id, _user_input(pbx, verify_ssl=False))
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["data"][CONF_VERIFY_SSL] is False
     assert pbx.logins == 2  # the flow's check, then the new entry's setup
@@ -483,32 +435,32 @@ async def test_yeastar_ssl_error_then_recover(
 async def test_yeastar_connection_refused(
     hass: HomeAssistant, pbx: FakeYeastarPBX, closed_port: int
 ) -> None:
-    result = await _start(hass, "yeastar")
+    result = await start_flow(hass, "yeastar")
     flow_id = result["flow_id"]
 
-    result = await _submit(hass, flow_id, _user_input(pbx, port=closed_port))
-    _assert_form(result, "yeastar", {"base": "cannot_connect"})
+    result = await submit(hass, flow_id, _user_input(pbx, port=closed_port))
+    assert_form(result, "yeastar", {"base": "cannot_connect"})
     assert pbx.requests == []
 
-    result = await _submit(hass, flow_id, _user_input(pbx))
+    result = await submit(hass, flow_id, _user_input(pbx))
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["data"][CONF_PORT] == pbx.port
 
 
 async def test_yeastar_already_configured(hass: HomeAssistant, pbx: FakeYeastarPBX) -> None:
-    result = await _start(hass, "yeastar")
-    result = await _submit(hass, result["flow_id"], _user_input(pbx))
+    result = await start_flow(hass, "yeastar")
+    result = await submit(hass, result["flow_id"], _user_input(pbx))
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
     logins_before = pbx.logins
 
     # The same PBX again, even through another spelling of its address.
-    result = await _start(hass, "yeastar")
-    result = await _submit(
+    result = await start_flow(hass, "yeastar")
+    result = await submit(
         hass, result["flow_id"], _user_input(pbx, host=f"https://127.0.0.1:{pbx.port}")
     )
 
-    _assert_abort(result, "already_configured")
+    assert_abort(result, "already_configured")
     assert len(hass.config_entries.async_entries(DOMAIN)) == 1
     # Checked once (that is how the serial is known), and the session closed again.
     assert pbx.logins == logins_before + 1
@@ -520,8 +472,8 @@ async def test_yeastar_already_configured(hass: HomeAssistant, pbx: FakeYeastarP
 async def test_yeastar_empty_username_is_an_error_not_a_crash(
     hass: HomeAssistant, pbx: FakeYeastarPBX
 ) -> None:
-    result = await _start(hass, "yeastar")
-    result = await _submit(hass, result["flow_id"], _user_input(pbx, username=""))
+    result = await start_flow(hass, "yeastar")
+    result = await submit(hass, result["flow_id"], _user_input(pbx, username=""))
 
     assert result["type"] is FlowResultType.FORM
     assert result["errors"]
@@ -531,10 +483,10 @@ async def test_yeastar_empty_username_is_an_error_not_a_crash(
 async def test_yeastar_unicode_digit_port_is_invalid_host(
     hass: HomeAssistant, pbx: FakeYeastarPBX
 ) -> None:
-    result = await _start(hass, "yeastar")
-    result = await _submit(hass, result["flow_id"], _user_input(pbx, host="127.0.0.1:²"))
+    result = await start_flow(hass, "yeastar")
+    result = await submit(hass, result["flow_id"], _user_input(pbx, host="127.0.0.1:²"))
 
-    _assert_form(result, "yeastar", {CONF_HOST: "invalid_host"})
+    assert_form(result, "yeastar", {CONF_HOST: "invalid_host"})
     assert pbx.requests == []
 
 
@@ -547,11 +499,11 @@ async def test_yeastar_token_creates_entry(
     token = await _fresh_token(session, pbx)
     assert pbx.logins == 1  # ours
 
-    result = await _start(hass, "yeastar_token")
-    _assert_form(result, "yeastar_token")
-    assert _schema_keys(result) == [CONF_HOST, CONF_PORT, CONF_TOKEN, CONF_VERIFY_SSL]
+    result = await start_flow(hass, "yeastar_token")
+    assert_form(result, "yeastar_token")
+    assert schema_keys(result) == [CONF_HOST, CONF_PORT, CONF_TOKEN, CONF_VERIFY_SSL]
 
-    result = await _submit(
+    result = await submit(
         hass, result["flow_id"], _token_input(pbx, token, host=f"https://127.0.0.1:{pbx.port}")
     )
 
@@ -580,16 +532,16 @@ async def test_fields_are_trimmed_alike_in_setup_and_reauth_but_never_the_passwo
 ) -> None:
     """A pasted token or username loses stray spaces; the password is taken as typed."""
     token = await _fresh_token(session, pbx)
-    result = await _start(hass, "yeastar_token")
-    result = await _submit(hass, result["flow_id"], _token_input(pbx, f" {token}\n"))
+    result = await start_flow(hass, "yeastar_token")
+    result = await submit(hass, result["flow_id"], _token_input(pbx, f" {token}\n"))
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["data"][CONF_TOKEN] == token
     await hass.config_entries.async_remove(result["result"].entry_id)
 
     spaced = f" {PASSWORD} "
     pbx.password = spaced
-    result = await _start(hass, "yeastar")
-    result = await _submit(
+    result = await start_flow(hass, "yeastar")
+    result = await submit(
         hass, result["flow_id"], _user_input(pbx, **{CONF_USERNAME: " api ", CONF_PASSWORD: spaced})
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
@@ -603,27 +555,27 @@ async def test_fields_are_trimmed_alike_in_setup_and_reauth_but_never_the_passwo
     result = await hass.config_entries.flow.async_init(
         DOMAIN, context={"source": SOURCE_REAUTH, "entry_id": entry.entry_id}, data=entry.data
     )
-    result = await _submit(
+    result = await submit(
         hass, result["flow_id"], {CONF_USERNAME: "api\t", CONF_PASSWORD: new_password}
     )
-    _assert_abort(result, "reauth_successful")
+    assert_abort(result, "reauth_successful")
     assert (entry.data[CONF_USERNAME], entry.data[CONF_PASSWORD]) == ("api", new_password)
 
 
 async def test_yeastar_token_dead_token(
     hass: HomeAssistant, pbx: FakeYeastarPBX, session: aiohttp.ClientSession
 ) -> None:
-    result = await _start(hass, "yeastar_token")
+    result = await start_flow(hass, "yeastar_token")
     flow_id = result["flow_id"]
 
-    result = await _submit(hass, flow_id, _token_input(pbx, "0" * 32))
+    result = await submit(hass, flow_id, _token_input(pbx, "0" * 32))
 
-    _assert_form(result, "yeastar_token", {"base": "invalid_auth"})
+    assert_form(result, "yeastar_token", {"base": "invalid_auth"})
     assert pbx.logins == 0
     assert [r.token for r in pbx.requests] == ["0" * 32]  # asked once, no retry
 
     token = await _fresh_token(session, pbx)
-    result = await _submit(hass, flow_id, _token_input(pbx, token))
+    result = await submit(hass, flow_id, _token_input(pbx, token))
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["data"][CONF_TOKEN] == token
     assert pbx.logins == 1  # still only ours
@@ -631,10 +583,10 @@ async def test_yeastar_token_dead_token(
 
 
 async def test_yeastar_token_invalid_host(hass: HomeAssistant, pbx: FakeYeastarPBX) -> None:
-    result = await _start(hass, "yeastar_token")
-    result = await _submit(hass, result["flow_id"], _token_input(pbx, "0" * 32, host="-bad-"))
+    result = await start_flow(hass, "yeastar_token")
+    result = await submit(hass, result["flow_id"], _token_input(pbx, "0" * 32, host="-bad-"))
 
-    _assert_form(result, "yeastar_token", {CONF_HOST: "invalid_host"})
+    assert_form(result, "yeastar_token", {CONF_HOST: "invalid_host"})
     assert pbx.requests == []
 
 
@@ -657,19 +609,19 @@ async def test_reauth_after_failed_setup(
     flow_id = flows[0]["flow_id"]
 
     result = await hass.config_entries.flow.async_configure(flow_id)
-    _assert_form(result, "reauth_confirm")
-    assert _schema_keys(result) == [CONF_USERNAME, CONF_PASSWORD]
+    assert_form(result, "reauth_confirm")
+    assert schema_keys(result) == [CONF_USERNAME, CONF_PASSWORD]
     assert result["description_placeholders"] == {"name": TITLE}
-    assert _suggested(result) == {CONF_USERNAME: "api"}
+    assert suggested(result) == {CONF_USERNAME: "api"}
     assert pbx.logins == 1  # showing the form sends nothing
 
-    result = await _submit(hass, flow_id, {CONF_USERNAME: "api", CONF_PASSWORD: "still-wrong"})
-    _assert_form(result, "reauth_confirm", {"base": "invalid_auth"})
+    result = await submit(hass, flow_id, {CONF_USERNAME: "api", CONF_PASSWORD: "still-wrong"})
+    assert_form(result, "reauth_confirm", {"base": "invalid_auth"})
     assert pbx.logins == 2
     assert config_entry.data[CONF_PASSWORD] == PASSWORD
 
-    result = await _submit(hass, flow_id, {CONF_USERNAME: "api", CONF_PASSWORD: NEW_PASSWORD})
-    _assert_abort(result, "reauth_successful")
+    result = await submit(hass, flow_id, {CONF_USERNAME: "api", CONF_PASSWORD: NEW_PASSWORD})
+    assert_abort(result, "reauth_successful")
     await hass.async_block_till_done()
 
     assert config_entry.data == {
@@ -691,22 +643,22 @@ async def test_reauth_started_directly(
     hass: HomeAssistant, pbx: FakeYeastarPBX, config_entry: MockConfigEntry
 ) -> None:
     result = await config_entry.start_reauth_flow(hass)
-    _assert_form(result, "reauth_confirm")
+    assert_form(result, "reauth_confirm")
     assert result["description_placeholders"] == {"name": TITLE}
     assert pbx.requests == []
 
     pbx.block_ip()
-    result = await _submit(hass, result["flow_id"], {CONF_USERNAME: "api", CONF_PASSWORD: PASSWORD})
-    _assert_form(result, "reauth_confirm", {"base": "ip_blocked"})
+    result = await submit(hass, result["flow_id"], {CONF_USERNAME: "api", CONF_PASSWORD: PASSWORD})
+    assert_form(result, "reauth_confirm", {"base": "ip_blocked"})
     # What was typed comes back into the form.
-    assert _suggested(result)[CONF_USERNAME] == "api"
+    assert suggested(result)[CONF_USERNAME] == "api"
 
     pbx.unblock_all()
     pbx.password = NEW_PASSWORD
-    result = await _submit(
+    result = await submit(
         hass, result["flow_id"], {CONF_USERNAME: "api", CONF_PASSWORD: NEW_PASSWORD}
     )
-    _assert_abort(result, "reauth_successful")
+    assert_abort(result, "reauth_successful")
     await hass.async_block_till_done()
     assert config_entry.data[CONF_PASSWORD] == NEW_PASSWORD
     assert config_entry.state is ConfigEntryState.LOADED
@@ -728,9 +680,9 @@ async def test_reauth_wrong_device(
     entry.add_to_hass(hass)
 
     result = await entry.start_reauth_flow(hass)
-    result = await _submit(hass, result["flow_id"], {CONF_USERNAME: "api", CONF_PASSWORD: PASSWORD})
+    result = await submit(hass, result["flow_id"], {CONF_USERNAME: "api", CONF_PASSWORD: PASSWORD})
 
-    _assert_abort(result, "wrong_device")
+    assert_abort(result, "wrong_device")
     assert entry.data == data
     assert entry.state is ConfigEntryState.NOT_LOADED
     assert other.logins == 1
@@ -757,18 +709,18 @@ async def test_reauth_token_entry(
     entry.add_to_hass(hass)
 
     result = await entry.start_reauth_flow(hass)
-    _assert_form(result, "reauth_confirm")
-    assert _schema_keys(result) == [CONF_TOKEN]
+    assert_form(result, "reauth_confirm")
+    assert schema_keys(result) == [CONF_TOKEN]
     assert result["description_placeholders"] == {"name": TITLE}
     flow_id = result["flow_id"]
 
-    result = await _submit(hass, flow_id, {CONF_TOKEN: "e" * 32})
-    _assert_form(result, "reauth_confirm", {"base": "invalid_auth"})
+    result = await submit(hass, flow_id, {CONF_TOKEN: "e" * 32})
+    assert_form(result, "reauth_confirm", {"base": "invalid_auth"})
     assert pbx.logins == 0
 
     token = await _fresh_token(session, pbx)
-    result = await _submit(hass, flow_id, {CONF_TOKEN: token})
-    _assert_abort(result, "reauth_successful")
+    result = await submit(hass, flow_id, {CONF_TOKEN: token})
+    assert_abort(result, "reauth_successful")
     await hass.async_block_till_done()
 
     assert entry.data[CONF_TOKEN] == token
@@ -783,7 +735,7 @@ async def test_reauth_empty_username_is_an_error_not_a_crash(
     hass: HomeAssistant, pbx: FakeYeastarPBX, config_entry: MockConfigEntry
 ) -> None:
     result = await config_entry.start_reauth_flow(hass)
-    result = await _submit(hass, result["flow_id"], {CONF_USERNAME: "", CONF_PASSWORD: PASSWORD})
+    result = await submit(hass, result["flow_id"], {CONF_USERNAME: "", CONF_PASSWORD: PASSWORD})
 
     assert result["type"] is FlowResultType.FORM
     assert result["errors"]
@@ -799,16 +751,16 @@ async def test_reconfigure_to_another_address(
     first_logins = pbx.logins
 
     result = await loaded_entry.start_reconfigure_flow(hass)
-    _assert_form(result, "reconfigure")
-    assert _schema_keys(result) == [CONF_HOST, CONF_PORT, CONF_VERIFY_SSL]
+    assert_form(result, "reconfigure")
+    assert schema_keys(result) == [CONF_HOST, CONF_PORT, CONF_VERIFY_SSL]
     assert result["description_placeholders"] == {"name": TITLE}
-    assert _suggested(result) == {
+    assert suggested(result) == {
         CONF_HOST: "127.0.0.1",
         CONF_PORT: pbx.port,
         CONF_VERIFY_SSL: False,
     }
 
-    result = await _submit(
+    result = await submit(
         hass,
         result["flow_id"],
         {
@@ -817,7 +769,7 @@ async def test_reconfigure_to_another_address(
             CONF_VERIFY_SSL: False,
         },
     )
-    _assert_abort(result, "reconfigure_successful")
+    assert_abort(result, "reconfigure_successful")
     await hass.async_block_till_done()
 
     assert loaded_entry.data == {
@@ -847,13 +799,13 @@ async def test_reconfigure_wrong_device(
     data_before = dict(config_entry.data)
 
     result = await config_entry.start_reconfigure_flow(hass)
-    result = await _submit(
+    result = await submit(
         hass,
         result["flow_id"],
         {CONF_HOST: "127.0.0.1", CONF_PORT: other.port, CONF_VERIFY_SSL: False},
     )
 
-    _assert_abort(result, "wrong_device")
+    assert_abort(result, "wrong_device")
     assert dict(config_entry.data) == data_before
     assert config_entry.title == TITLE
     assert other.logins == 1
@@ -866,17 +818,17 @@ async def test_reconfigure_invalid_host_then_fix(
     result = await config_entry.start_reconfigure_flow(hass)
     flow_id = result["flow_id"]
 
-    result = await _submit(
+    result = await submit(
         hass, flow_id, {CONF_HOST: "exa mple", CONF_PORT: pbx.port, CONF_VERIFY_SSL: False}
     )
-    _assert_form(result, "reconfigure", {CONF_HOST: "invalid_host"})
+    assert_form(result, "reconfigure", {CONF_HOST: "invalid_host"})
     assert pbx.requests == []
-    assert _suggested(result)[CONF_HOST] == "exa mple"  # typed text, not the entry's
+    assert suggested(result)[CONF_HOST] == "exa mple"  # typed text, not the entry's
 
-    result = await _submit(
+    result = await submit(
         hass, flow_id, {CONF_HOST: "127.0.0.1", CONF_PORT: pbx.port, CONF_VERIFY_SSL: False}
     )
-    _assert_abort(result, "reconfigure_successful")
+    assert_abort(result, "reconfigure_successful")
     await hass.async_block_till_done()
     assert config_entry.state is ConfigEntryState.LOADED
 
@@ -887,17 +839,17 @@ async def test_reconfigure_cannot_connect(
     result = await config_entry.start_reconfigure_flow(hass)
     flow_id = result["flow_id"]
 
-    result = await _submit(
+    result = await submit(
         hass, flow_id, {CONF_HOST: "127.0.0.1", CONF_PORT: closed_port, CONF_VERIFY_SSL: False}
     )
-    _assert_form(result, "reconfigure", {"base": "cannot_connect"})
+    assert_form(result, "reconfigure", {"base": "cannot_connect"})
     assert config_entry.data[CONF_PORT] == pbx.port
     assert pbx.requests == []
 
-    result = await _submit(
+    result = await submit(
         hass, flow_id, {CONF_HOST: "127.0.0.1", CONF_PORT: pbx.port, CONF_VERIFY_SSL: False}
     )
-    _assert_abort(result, "reconfigure_successful")
+    assert_abort(result, "reconfigure_successful")
     await hass.async_block_till_done()
     assert config_entry.state is ConfigEntryState.LOADED
 
@@ -910,14 +862,14 @@ async def test_reconfigure_ssl_error(
 ) -> None:
     result = await config_entry.start_reconfigure_flow(hass)
 
-    result = await _submit(
+    result = await submit(
         hass,
         result["flow_id"],
         {CONF_HOST: "127.0.0.1", CONF_PORT: pbx.port, CONF_VERIFY_SSL: True},
     )
 
-    _assert_form(result, "reconfigure", {"base": "ssl_error"})
-    assert _suggested(result)[CONF_VERIFY_SSL] is True
+    assert_form(result, "reconfigure", {"base": "ssl_error"})
+    assert suggested(result)[CONF_VERIFY_SSL] is True
     assert config_entry.data[CONF_VERIFY_SSL] is False
     assert pbx.requests == []
 
@@ -1130,7 +1082,7 @@ async def test_yeastar_unexpected_exception_is_unknown(
         raise RuntimeError("boom")
 
     monkeypatch.setattr(YeastarClient, "async_validate", explode)
-    result = await _start(hass, "yeastar")
-    result = await _submit(hass, result["flow_id"], _user_input(pbx))
-    _assert_form(result, "yeastar", {"base": "unknown"})
+    result = await start_flow(hass, "yeastar")
+    result = await submit(hass, result["flow_id"], _user_input(pbx))
+    assert_form(result, "yeastar", {"base": "unknown"})
     assert "Unexpected error" in caplog.text

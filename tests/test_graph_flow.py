@@ -7,8 +7,6 @@ Every check is a real client-credentials token request to the fake Graph on 127.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 import re
 from typing import Any
 
@@ -26,7 +24,7 @@ from custom_components.voice_prompt.const import (
     DOMAIN,
 )
 from custom_components.voice_prompt.models import GraphEndpoints
-from homeassistant.config_entries import SOURCE_USER, ConfigEntryState, ConfigFlowResult
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import (
     CONF_CLIENT_ID,
     CONF_CLIENT_SECRET,
@@ -39,6 +37,15 @@ from homeassistant.const import (
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from tests.fakes.graph import FakeGraph
+from tests.flow_helpers import (
+    OPTIONS_STRINGS,
+    assert_abort,
+    assert_form,
+    schema_keys,
+    start_flow,
+    submit,
+    suggested,
+)
 from tests.graph_fixtures import (  # noqa: F401 - fixtures
     CLIENT_ID,
     CLIENT_SECRET,
@@ -56,11 +63,6 @@ from tests.graph_fixtures import (  # noqa: F401 - fixtures
     odd_server,
 )
 
-TRANSLATIONS = json.loads(
-    (Path(config_flow.__file__).parent / "translations" / "en.json").read_text(encoding="utf-8")
-)
-CONFIG_STRINGS: dict[str, Any] = TRANSLATIONS["config"]
-OPTIONS_STRINGS: dict[str, Any] = TRANSLATIONS["options"]
 NEW_SECRET = "rotated-secret~7Hk.Pq"
 OTHER_CLIENT_ID = "bbbbbbbb-1111-2222-3333-444444444444"
 
@@ -73,53 +75,6 @@ def _user_input(**changes: Any) -> dict[str, Any]:
     } | changes
 
 
-async def _start(hass: HomeAssistant) -> ConfigFlowResult:
-    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
-    return await hass.config_entries.flow.async_configure(
-        result["flow_id"], {"next_step_id": "graph"}
-    )
-
-
-async def _submit(hass: HomeAssistant, flow_id: str, data: dict[str, Any]) -> ConfigFlowResult:
-    return await hass.config_entries.flow.async_configure(flow_id, data)
-
-
-def _schema_keys(result: ConfigFlowResult) -> list[str]:
-    schema = result["data_schema"]
-    assert schema is not None
-    return [str(key) for key in schema.schema]
-
-
-def _suggested(result: ConfigFlowResult) -> dict[str, Any]:
-    schema = result["data_schema"]
-    assert schema is not None
-    return {
-        str(key): key.description["suggested_value"]
-        for key in schema.schema
-        if key.description and "suggested_value" in key.description
-    }
-
-
-def _assert_form(
-    result: ConfigFlowResult, step_id: str, errors: dict[str, str] | None = None
-) -> None:
-    assert result["type"] is FlowResultType.FORM
-    assert result["step_id"] == step_id
-    assert result["errors"] == (errors or {})
-    strings = CONFIG_STRINGS["step"][step_id]
-    for key in _schema_keys(result):
-        assert key in strings["data"]
-        assert key in strings["data_description"]
-    for error in (errors or {}).values():
-        assert error in CONFIG_STRINGS["error"]
-
-
-def _assert_abort(result: ConfigFlowResult, reason: str) -> None:
-    assert result["type"] is FlowResultType.ABORT
-    assert result["reason"] == reason
-    assert reason in CONFIG_STRINGS["abort"]
-
-
 def _token_requests(graph: FakeGraph) -> list[dict[str, str]]:
     return [r.body for r in graph.requests if r.path.endswith("/oauth2/v2.0/token")]
 
@@ -128,18 +83,18 @@ def _token_requests(graph: FakeGraph) -> list[dict[str, str]]:
 
 
 async def test_graph_form(hass: HomeAssistant) -> None:
-    result = await _start(hass)
+    result = await start_flow(hass, "graph")
 
-    _assert_form(result, "graph")
-    assert _schema_keys(result) == [CONF_TENANT_ID, CONF_CLIENT_ID, CONF_CLIENT_SECRET]
-    assert _suggested(result) == {}
+    assert_form(result, "graph")
+    assert schema_keys(result) == [CONF_TENANT_ID, CONF_CLIENT_ID, CONF_CLIENT_SECRET]
+    assert suggested(result) == {}
 
 
 async def test_graph_creates_entry(
     hass: HomeAssistant, graph: FakeGraph, graph_endpoints: GraphEndpoints
 ) -> None:
-    result = await _start(hass)
-    result = await _submit(
+    result = await start_flow(hass, "graph")
+    result = await submit(
         hass,
         result["flow_id"],
         {
@@ -193,17 +148,17 @@ async def test_graph_token_errors_then_recover(
     error: str,
 ) -> None:
     graph.token_error = code
-    result = await _start(hass)
-    result = await _submit(hass, result["flow_id"], _user_input())
+    result = await start_flow(hass, "graph")
+    result = await submit(hass, result["flow_id"], _user_input())
 
-    _assert_form(result, "graph", {"base": error})
+    assert_form(result, "graph", {"base": error})
     # What was typed is offered again.
-    assert _suggested(result)[CONF_TENANT_ID] == TENANT_ID
-    assert _suggested(result)[CONF_CLIENT_ID] == CLIENT_ID
+    assert suggested(result)[CONF_TENANT_ID] == TENANT_ID
+    assert suggested(result)[CONF_CLIENT_ID] == CLIENT_ID
     assert hass.config_entries.async_entries(DOMAIN) == []
 
     graph.token_error = None
-    result = await _submit(hass, result["flow_id"], _user_input())
+    result = await submit(hass, result["flow_id"], _user_input())
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
 
@@ -223,10 +178,10 @@ async def test_graph_wrong_values(
     changes: dict[str, str],
     error: str,
 ) -> None:
-    result = await _start(hass)
-    result = await _submit(hass, result["flow_id"], _user_input(**changes))
+    result = await start_flow(hass, "graph")
+    result = await submit(hass, result["flow_id"], _user_input(**changes))
 
-    _assert_form(result, "graph", {"base": error})
+    assert_form(result, "graph", {"base": error})
     assert graph.issued_tokens == []
 
 
@@ -240,10 +195,10 @@ async def test_graph_cannot_connect(
         "GRAPH_ENDPOINTS",
         GraphEndpoints(login_base=f"http://127.0.0.1:{graph_closed_port}/login"),
     )
-    result = await _start(hass)
-    result = await _submit(hass, result["flow_id"], _user_input())
+    result = await start_flow(hass, "graph")
+    result = await submit(hass, result["flow_id"], _user_input())
 
-    _assert_form(result, "graph", {"base": "cannot_connect"})
+    assert_form(result, "graph", {"base": "cannot_connect"})
 
 
 async def test_graph_garbage_is_cannot_connect(
@@ -257,10 +212,10 @@ async def test_graph_garbage_is_cannot_connect(
     monkeypatch.setattr(
         models, "GRAPH_ENDPOINTS", GraphEndpoints(login_base=odd_server.base_url + "/login")
     )
-    result = await _start(hass)
-    result = await _submit(hass, result["flow_id"], _user_input())
+    result = await start_flow(hass, "graph")
+    result = await submit(hass, result["flow_id"], _user_input())
 
-    _assert_form(result, "graph", {"base": "cannot_connect"})
+    assert_form(result, "graph", {"base": "cannot_connect"})
     assert odd_server.requests == [("POST", odd_server.token_path())]
 
 
@@ -268,21 +223,21 @@ async def test_graph_unreadable_token_reply_is_cannot_connect(
     hass: HomeAssistant, graph: FakeGraph, graph_endpoints: GraphEndpoints
 ) -> None:
     graph.token_error = "900561"  # an AADSTS answer that says nothing about the credentials
-    result = await _start(hass)
-    result = await _submit(hass, result["flow_id"], _user_input())
+    result = await start_flow(hass, "graph")
+    result = await submit(hass, result["flow_id"], _user_input())
 
-    _assert_form(result, "graph", {"base": "cannot_connect"})
+    assert_form(result, "graph", {"base": "cannot_connect"})
 
 
 async def test_graph_already_configured(
     hass: HomeAssistant, graph: FakeGraph, graph_entry: MockConfigEntry
 ) -> None:
-    result = await _start(hass)
-    result = await _submit(
+    result = await start_flow(hass, "graph")
+    result = await submit(
         hass, result["flow_id"], _user_input(**{CONF_CLIENT_SECRET: f"{CLIENT_SECRET} "})
     )
 
-    _assert_abort(result, "already_configured")
+    assert_abort(result, "already_configured")
     assert hass.config_entries.async_entries(DOMAIN) == [graph_entry]
     assert graph_entry.data[CONF_WEBHOOK_ID] == WEBHOOK_ID  # untouched
 
@@ -291,13 +246,13 @@ async def test_graph_same_app_in_upper_case_is_already_configured(
     hass: HomeAssistant, graph: FakeGraph, graph_entry: MockConfigEntry
 ) -> None:
     graph.client_id = CLIENT_ID.upper()  # like Entra ID, accept the upper-case spelling
-    result = await _start(hass)
-    result = await _submit(
+    result = await start_flow(hass, "graph")
+    result = await submit(
         hass, result["flow_id"], _user_input(**{CONF_CLIENT_ID: CLIENT_ID.upper()})
     )
     await hass.async_block_till_done()
 
-    _assert_abort(result, "already_configured")
+    assert_abort(result, "already_configured")
 
 
 # --------------------------------------------------------------------------- reauth
@@ -306,10 +261,10 @@ async def test_graph_same_app_in_upper_case_is_already_configured(
 async def test_reauth_form(hass: HomeAssistant, graph_entry: MockConfigEntry) -> None:
     result = await graph_entry.start_reauth_flow(hass)
 
-    _assert_form(result, "reauth_confirm")
-    assert _schema_keys(result) == [CONF_CLIENT_SECRET]
+    assert_form(result, "reauth_confirm")
+    assert schema_keys(result) == [CONF_CLIENT_SECRET]
     assert result["description_placeholders"] == {"name": TITLE}
-    assert _suggested(result) == {}  # neither the old secret nor a username
+    assert suggested(result) == {}  # neither the old secret nor a username
 
 
 async def test_reauth_after_failed_setup(
@@ -326,12 +281,12 @@ async def test_reauth_after_failed_setup(
     ]
 
     # A wrong secret is refused and asked again.
-    result = await _submit(hass, flow["flow_id"], {CONF_CLIENT_SECRET: "still-wrong"})
-    _assert_form(result, "reauth_confirm", {"base": "invalid_auth"})
+    result = await submit(hass, flow["flow_id"], {CONF_CLIENT_SECRET: "still-wrong"})
+    assert_form(result, "reauth_confirm", {"base": "invalid_auth"})
     assert graph_entry.data[CONF_CLIENT_SECRET] == CLIENT_SECRET
 
-    result = await _submit(hass, flow["flow_id"], {CONF_CLIENT_SECRET: f"  {NEW_SECRET}  "})
-    _assert_abort(result, "reauth_successful")
+    result = await submit(hass, flow["flow_id"], {CONF_CLIENT_SECRET: f"  {NEW_SECRET}  "})
+    assert_abort(result, "reauth_successful")
     await hass.async_block_till_done()
     assert graph_entry.data[CONF_CLIENT_SECRET] == NEW_SECRET
     assert graph_entry.data[CONF_WEBHOOK_ID] == WEBHOOK_ID
@@ -345,9 +300,9 @@ async def test_reauth_expired_secret(
     result = await graph_entry.start_reauth_flow(hass)
     graph.token_error = "7000222"
 
-    result = await _submit(hass, result["flow_id"], {CONF_CLIENT_SECRET: NEW_SECRET})
+    result = await submit(hass, result["flow_id"], {CONF_CLIENT_SECRET: NEW_SECRET})
 
-    _assert_form(result, "reauth_confirm", {"base": "secret_expired"})
+    assert_form(result, "reauth_confirm", {"base": "secret_expired"})
 
 
 # ---------------------------------------------------------------------- reconfigure
@@ -356,11 +311,11 @@ async def test_reauth_expired_secret(
 async def test_reconfigure_form(hass: HomeAssistant, graph_entry: MockConfigEntry) -> None:
     result = await graph_entry.start_reconfigure_flow(hass)
 
-    _assert_form(result, "reconfigure_graph")
-    assert _schema_keys(result) == [CONF_TENANT_ID, CONF_CLIENT_ID, CONF_CLIENT_SECRET]
+    assert_form(result, "reconfigure_graph")
+    assert schema_keys(result) == [CONF_TENANT_ID, CONF_CLIENT_ID, CONF_CLIENT_SECRET]
     assert result["description_placeholders"] == {"name": TITLE}
     # The ids are filled in, the secret never is.
-    assert _suggested(result) == {CONF_TENANT_ID: TENANT_ID, CONF_CLIENT_ID: CLIENT_ID}
+    assert suggested(result) == {CONF_TENANT_ID: TENANT_ID, CONF_CLIENT_ID: CLIENT_ID}
 
 
 async def test_reconfigure_same_app(
@@ -372,11 +327,11 @@ async def test_reconfigure_same_app(
     graph.client_secret = NEW_SECRET
 
     result = await graph_entry.start_reconfigure_flow(hass)
-    result = await _submit(
+    result = await submit(
         hass, result["flow_id"], _user_input(**{CONF_CLIENT_SECRET: f"{NEW_SECRET}\n"})
     )
 
-    _assert_abort(result, "reconfigure_successful")
+    assert_abort(result, "reconfigure_successful")
     await hass.async_block_till_done()
     assert graph_entry.title == TITLE
     assert graph_entry.data == {
@@ -394,11 +349,9 @@ async def test_reconfigure_other_app_is_wrong_device(
 ) -> None:
     graph.client_id = OTHER_CLIENT_ID  # a real, working app, but another one
     result = await graph_entry.start_reconfigure_flow(hass)
-    result = await _submit(
-        hass, result["flow_id"], _user_input(**{CONF_CLIENT_ID: OTHER_CLIENT_ID})
-    )
+    result = await submit(hass, result["flow_id"], _user_input(**{CONF_CLIENT_ID: OTHER_CLIENT_ID}))
 
-    _assert_abort(result, "wrong_device")
+    assert_abort(result, "wrong_device")
     assert graph_entry.data[CONF_CLIENT_ID] == CLIENT_ID
     assert graph.issued_tokens  # the check itself passed
 
@@ -407,13 +360,13 @@ async def test_reconfigure_error_keeps_the_form(
     hass: HomeAssistant, graph: FakeGraph, graph_entry: MockConfigEntry
 ) -> None:
     result = await graph_entry.start_reconfigure_flow(hass)
-    result = await _submit(
+    result = await submit(
         hass, result["flow_id"], _user_input(**{CONF_CLIENT_SECRET: "wrong-secret"})
     )
 
-    _assert_form(result, "reconfigure_graph", {"base": "invalid_auth"})
+    assert_form(result, "reconfigure_graph", {"base": "invalid_auth"})
     # The typed ids come back; the secret does not.
-    assert _suggested(result) == {CONF_TENANT_ID: TENANT_ID, CONF_CLIENT_ID: CLIENT_ID}
+    assert suggested(result) == {CONF_TENANT_ID: TENANT_ID, CONF_CLIENT_ID: CLIENT_ID}
     assert graph_entry.data[CONF_CLIENT_SECRET] == CLIENT_SECRET
 
 
@@ -427,13 +380,13 @@ async def test_options_flow(hass: HomeAssistant, graph_entry: MockConfigEntry) -
 
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "init"
-    assert _schema_keys(result) == [CONF_APPLICATION_INSTANCE_ID, CONF_HANG_UP]
+    assert schema_keys(result) == [CONF_APPLICATION_INSTANCE_ID, CONF_HANG_UP]
     schema = result["data_schema"]
     assert schema is not None
     defaults = {str(key): key.default() for key in schema.schema if callable(key.default)}
     assert defaults == {CONF_HANG_UP: True}
     strings = OPTIONS_STRINGS["step"]["init"]
-    assert set(_schema_keys(result)) == set(strings["data"]) == set(strings["data_description"])
+    assert set(schema_keys(result)) == set(strings["data"]) == set(strings["data_description"])
 
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {CONF_APPLICATION_INSTANCE_ID: f" {INSTANCE_ID} ", CONF_HANG_UP: False}
@@ -444,7 +397,7 @@ async def test_options_flow(hass: HomeAssistant, graph_entry: MockConfigEntry) -
 
     # Opening the options again shows what is stored.
     result = await hass.config_entries.options.async_init(graph_entry.entry_id)
-    assert _suggested(result) == {CONF_APPLICATION_INSTANCE_ID: INSTANCE_ID, CONF_HANG_UP: False}
+    assert suggested(result) == {CONF_APPLICATION_INSTANCE_ID: INSTANCE_ID, CONF_HANG_UP: False}
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {CONF_HANG_UP: True}
     )
