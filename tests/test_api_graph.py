@@ -1078,10 +1078,10 @@ async def test_failed_media(graph: FakeGraph, graph_client: GraphClient) -> None
     assert result.hung_up
 
 
-async def test_hang_up_failure_is_only_logged(
+async def test_hang_up_failure_is_only_logged_and_not_reported_as_hung_up(
     graph: FakeGraph, graph_client: GraphClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A failed DELETE after a good play does not turn the play into an error."""
+    """A failed DELETE after a good play does not turn the play into an error, nor a hang-up."""
     graph.prompt_seconds = 0.3
 
     async def break_graph() -> None:
@@ -1100,27 +1100,6 @@ async def test_hang_up_failure_is_only_logged(
     assert result.final is not None
     assert result.final.type == "prompt_completed"
     assert "Could not hang up call" in caplog.text
-    assert [r.reply_status for r in graph.calls_to("DELETE", "")] == [500]
-
-
-async def test_failed_hang_up_is_not_reported_as_hung_up(
-    graph: FakeGraph, graph_client: GraphClient
-) -> None:
-    graph.prompt_seconds = 0.3
-
-    async def break_graph() -> None:
-        await wait_for(lambda: graph.calls_to("POST", "/playPrompt"))
-        graph.http_status = 500
-
-    breaker = asyncio.create_task(break_graph())
-    result = await graph_client.async_play(
-        PROMPTS,
-        client_context="ctx",
-        target=GraphTarget("user", USER_ID),
-        callback_uri=RECEIVER_CALLBACK,
-    )
-    await breaker
-
     assert [r.reply_status for r in graph.calls_to("DELETE", "")] == [500]
     assert graph.calls[result.call_id].state == "established"
     assert not result.hung_up

@@ -26,12 +26,14 @@ async def wait_for_stop_signal() -> None:
     await stop.wait()
 
 
-async def serve_until_stopped(close: Callable[[], Awaitable[None]]) -> None:
-    """Run until a stop signal, then ``close`` the fake."""
+async def serve_until_stopped(close: Callable[[], Awaitable[None]], name: str) -> None:
+    """Run until a stop signal, then ``close`` the fake (and say so, under ``name``)."""
+    emit("Press Ctrl-C to stop.")
     try:
         await wait_for_stop_signal()
     finally:
         await close()
+    emit(f"{name} stopped.")
 
 
 def run_program(serve: Coroutine[Any, Any, int]) -> int:

@@ -1260,9 +1260,7 @@ async def _serve(args: argparse.Namespace) -> int:
         _emit(f"  tenant {args.tenant}  client id {args.client_id}  client secret: (not shown)")
         if args.notification_base:
             _emit(f"  notifications go to {args.notification_base} (callback paths kept)")
-        _emit("Press Ctrl-C to stop.")
-        await serve_until_stopped(fake.close)
-        _emit("Fake Microsoft Graph stopped.")
+        await serve_until_stopped(fake.close, "Fake Microsoft Graph")
     return 0
 
 

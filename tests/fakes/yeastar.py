@@ -629,9 +629,7 @@ async def _serve(args: argparse.Namespace) -> int:
             _emit(f"  certificate: {cert}")
         _emit(f"  username: {args.username}  password: {args.password}")
         _emit(f"  extensions: {len(fake.extensions)}  prompts: {', '.join(sorted(fake.prompts))}")
-        _emit("Press Ctrl-C to stop.")
-        await serve_until_stopped(fake.close)
-        _emit("Fake Yeastar PBX stopped.")
+        await serve_until_stopped(fake.close, "Fake Yeastar PBX")
     return 0
 
 
