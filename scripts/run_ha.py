@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import contextlib
 from dataclasses import dataclass
+import importlib.metadata
 import json
 import os
 from pathlib import Path
@@ -138,6 +139,39 @@ def start_graph_simulator(port: int, ha_port: int, log: Any) -> subprocess.Popen
     )
 
 
+def home_assistant_command(config_dir: Path) -> list[str]:
+    """Home Assistant on ``config_dir``, never installing packages by itself.
+
+    Its installer would upgrade what the venv pins (pycares 4.11.0 above all: 5.x breaks
+    every DNS lookup of Home Assistant 2025.4); scripts/setup installs what it loads.
+    """
+    return [sys.executable, "-m", "homeassistant", "-c", str(config_dir), "--skip-pip"]
+
+
+def installed_packages() -> dict[str, str]:
+    """Name → version of every distribution in this venv."""
+    return {
+        dist.metadata["Name"].lower(): dist.version for dist in importlib.metadata.distributions()
+    }
+
+
+def changed_packages(before: dict[str, str]) -> list[str]:
+    """What differs from ``before`` (Home Assistant must not have installed anything)."""
+    after = installed_packages()
+    return sorted(
+        f"{name} {before.get(name, '-')} → {after.get(name, '-')}"
+        for name in before.keys() | after.keys()
+        if before.get(name) != after.get(name)
+    )
+
+
+def check_venv_unchanged(before: dict[str, str]) -> None:
+    """Fail the demo when Home Assistant installed or upgraded anything."""
+    if changed := changed_packages(before):
+        raise DemoError(f"Home Assistant changed the venv: {', '.join(changed)}")
+    show("venv", f"unchanged ({len(before)} packages, pycares {before.get('pycares')})")
+
+
 def start_home_assistant(
     config_dir: Path, log: Any, graph_simulator: str | None = None
 ) -> subprocess.Popen[bytes]:
@@ -146,7 +180,7 @@ def start_home_assistant(
     if graph_simulator:
         env["VOICE_PROMPT_GRAPH_SIMULATOR"] = graph_simulator
     return subprocess.Popen(
-        [sys.executable, "-m", "homeassistant", "-c", str(config_dir)],
+        home_assistant_command(config_dir),
         cwd=ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -396,6 +430,7 @@ async def run_demo(args: argparse.Namespace) -> int:
     sim_log_path, ha_log_path = work / "simulator.log", work / "home-assistant.log"
     graph_log_path = work / "graph-simulator.log"
     simulator = graph_simulator = home_assistant = None
+    packages = installed_packages()
     with (
         sim_log_path.open("wb") as sim_log,
         ha_log_path.open("wb") as ha_log,
@@ -438,6 +473,8 @@ async def run_demo(args: argparse.Namespace) -> int:
                 show("what the PBX simulator received", "\n".join(tail(sim_log_path, "")[-12:]))
             show("what the Graph simulator saw", "\n".join(tail(graph_log_path, "")[-10:]))
             show("integration log (excerpt)", "\n".join(tail(ha_log_path, "voice_prompt")[-8:]))
+            stop(home_assistant)
+            check_venv_unchanged(packages)
             print(f"\nDemo finished in {time.monotonic() - started:.1f} s: OK")
             return 0
         except DemoError as err:
@@ -454,6 +491,7 @@ async def run_demo(args: argparse.Namespace) -> int:
 
 def run_develop(args: argparse.Namespace) -> int:
     """Run the simulator and Home Assistant in the foreground until Ctrl-C."""
+    packages = installed_packages()
     config_dir = ROOT / "config"
     prepare_config(config_dir, args.ha_port or 8123, "development")
     simulator = None
@@ -462,9 +500,7 @@ def run_develop(args: argparse.Namespace) -> int:
             [sys.executable, "-u", "-m", "tests.fakes.yeastar", "--port", str(args.sim_port)],
             cwd=ROOT,
         )
-    home_assistant = subprocess.Popen(
-        [sys.executable, "-m", "homeassistant", "-c", str(config_dir)], cwd=ROOT
-    )
+    home_assistant = subprocess.Popen(home_assistant_command(config_dir), cwd=ROOT)
     port = args.ha_port or 8123
     print(
         "\n"
@@ -488,6 +524,8 @@ def run_develop(args: argparse.Namespace) -> int:
     finally:
         stop(home_assistant)
         stop(simulator)
+        if changed := changed_packages(packages):
+            print(f"WARNING: Home Assistant changed the venv: {', '.join(changed)}", flush=True)
     return 0
 
 
