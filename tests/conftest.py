@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Iterator
 import contextlib
+import dataclasses
 import os
 from pathlib import Path
 import ssl
 from typing import Any
+from unittest.mock import patch
 
 import aiohttp
+from aiohttp.resolver import AsyncResolver
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -23,6 +26,7 @@ from custom_components.voice_prompt.const import (
 from homeassistant.config_entries import SOURCE_REAUTH
 from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME, CONF_VERIFY_SSL
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
 from tests.fakes.tls import make_self_signed_cert, server_ssl_context
 from tests.fakes.yeastar import FakeYeastarPBX
 
@@ -44,6 +48,20 @@ def no_coverage_in_subprocesses() -> None:
 @pytest.fixture(autouse=True)
 def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
     """Let Home Assistant load custom_components/voice_prompt."""
+
+
+@pytest.fixture(autouse=True)
+async def own_dns_resolver() -> AsyncGenerator[None]:
+    """Give each test a DNS resolver made on its own event loop.
+
+    The test plugin makes one for the whole session on the session's loop; aiodns 4
+    (Home Assistant 2026.10+) then never answers lookups from a test's loop.
+    """
+    resolver = AsyncResolver()
+    resolver.real_close = resolver.close  # type: ignore[attr-defined]  # Home Assistant closes it so
+    with patch("homeassistant.helpers.aiohttp_client._async_make_resolver", return_value=resolver):
+        yield
+    await resolver.close()
 
 
 @pytest.fixture(scope="session")
@@ -188,3 +206,17 @@ async def tolerate_tls_resets(hass: HomeAssistant) -> AsyncGenerator[None]:
     """
     with tls_resets_tolerated():
         yield
+
+
+def entry_device(hass: HomeAssistant, entry: MockConfigEntry) -> dr.DeviceEntry:
+    """The one device of an entry (by entry, not identifiers: those are per entry since 2026)."""
+    (device,) = dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)
+    return device
+
+
+def webhook_registration(hass: HomeAssistant, webhook_id: str) -> dict[str, Any]:
+    """A webhook's registration as a dict (a frozen dataclass since 2026, a dict before)."""
+    hook = hass.data["webhook"][webhook_id]
+    if isinstance(hook, dict):
+        return dict(hook)
+    return {field.name: getattr(hook, field.name) for field in dataclasses.fields(hook)}

@@ -8,6 +8,8 @@ plus ``intent_script`` for the built-in (local) conversation agent.
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
 from pathlib import Path
 import re
 from typing import Any
@@ -119,6 +121,32 @@ async def test_script_from_docs_plays_the_prompt(
     assert response["calls"][0]["call_id"] == pbx.calls(PLAYPROMPT)[0].reply["callid"]  # type: ignore[index]
 
 
+def _llm_context(user_prompt: str) -> llm.LLMContext:
+    """An Assist request's context; newer releases dropped ``user_prompt``."""
+    fields = {field.name for field in dataclasses.fields(llm.LLMContext)}
+    values: dict[str, Any] = {
+        "platform": "test",
+        "context": Context(),
+        "user_prompt": user_prompt,
+        "language": "en",
+        "assistant": ASSISTANT,
+        "device_id": None,
+    }
+    return llm.LLMContext(**{key: value for key, value in values.items() if key in fields})
+
+
+async def _assist_api(hass: HomeAssistant, user_prompt: str) -> llm.APIInstance:
+    """The Assist LLM API; since 2025.x the ``llm`` integration registers it."""
+    if importlib.util.find_spec("homeassistant.components.llm") is not None:
+        assert await async_setup_component(hass, "llm", {})
+    return await llm.async_get_api(hass, llm.LLM_API_ASSIST, _llm_context(user_prompt))
+
+
+def _script_tool(api: llm.APIInstance) -> llm.Tool | None:
+    """The script's tool; newer releases prefix tool names with their API's namespace."""
+    return next((tool for tool in api.tools if tool.name.split("__")[-1] == "announce"), None)
+
+
 async def test_script_is_exposed_to_assist_and_called_as_a_tool(
     hass: HomeAssistant, pbx: FakeYeastarPBX, loaded_entry: MockConfigEntry
 ) -> None:
@@ -126,26 +154,19 @@ async def test_script_is_exposed_to_assist_and_called_as_a_tool(
     assert await async_setup_component(hass, "homeassistant", {})
     assert await async_setup_component(hass, "conversation", {})
     await _setup_script(hass, loaded_entry)
-    llm_context = llm.LLMContext(
-        platform="test",
-        context=Context(),
-        user_prompt="Tell the office that lunch is ready",
-        language="en",
-        assistant=ASSISTANT,
-        device_id=None,
-    )
 
     # Scripts are not exposed by default.
     assert not async_should_expose(hass, ASSISTANT, SCRIPT)
-    api = await llm.async_get_api(hass, llm.LLM_API_ASSIST, llm_context)
-    assert "announce" not in {tool.name for tool in api.tools}
+    api = await _assist_api(hass, "Tell the office that lunch is ready")
+    assert _script_tool(api) is None
 
     # What Settings → Voice assistants → Expose does.
     async_expose_entity(hass, ASSISTANT, SCRIPT, True)
     assert async_should_expose(hass, ASSISTANT, SCRIPT)
 
-    api = await llm.async_get_api(hass, llm.LLM_API_ASSIST, llm_context)
-    tool = next(tool for tool in api.tools if tool.name == "announce")
+    api = await _assist_api(hass, "Tell the office that lunch is ready")
+    tool = _script_tool(api)
+    assert tool is not None
     assert tool.description is not None
     assert "plays a recorded announcement" in tool.description
     parameters = {str(key): key for key in tool.parameters.schema}
@@ -158,14 +179,17 @@ async def test_script_is_exposed_to_assist_and_called_as_a_tool(
         tool.parameters({"extension": "1000", "prompt": "pizza"})
 
     # What a conversation agent does with "Tell the office that lunch is ready".
-    result = await api.async_call_tool(
-        llm.ToolInput(
-            tool_name="announce", tool_args={"extension": "1001", "prompt": "lunch_ready"}
-        )
+    result: Any = await api.async_call_tool(
+        llm.ToolInput(tool_name=tool.name, tool_args={"extension": "1001", "prompt": "lunch_ready"})
     )
     assert _bodies(pbx) == [_play("1001", "lunch_ready")]
-    assert result["success"] is True
-    response: Any = result["result"]
+    # A plain dict with "success" before 2026.x; a ToolResult (error flag) since.
+    if isinstance(result, dict):
+        assert result["success"] is True
+        response: Any = result["result"]
+    else:
+        assert result.error is False
+        response = result.data["result"]
     assert [call["extension"] for call in response["calls"]] == ["1001"]
     assert response["failed"] == []
 
@@ -177,15 +201,13 @@ async def test_script_tool_reports_a_pbx_refusal(
     assert await async_setup_component(hass, "homeassistant", {})
     await _setup_script(hass, loaded_entry)
     async_expose_entity(hass, ASSISTANT, SCRIPT, True)
-    api = await llm.async_get_api(
-        hass,
-        llm.LLM_API_ASSIST,
-        llm.LLMContext("test", Context(), "Tell room 4242 lunch is ready", "en", ASSISTANT, None),
-    )
+    api = await _assist_api(hass, "Tell room 4242 lunch is ready")
+    tool = _script_tool(api)
+    assert tool is not None
     with pytest.raises(ServiceValidationError, match="Extension 4242 does not exist on the PBX"):
         await api.async_call_tool(
             llm.ToolInput(
-                tool_name="announce", tool_args={"extension": "4242", "prompt": "lunch_ready"}
+                tool_name=tool.name, tool_args={"extension": "4242", "prompt": "lunch_ready"}
             )
         )
     assert _bodies(pbx) == [_play("4242", "lunch_ready")]

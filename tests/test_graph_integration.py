@@ -37,7 +37,7 @@ from homeassistant.const import (
 from homeassistant.core import HomeAssistant, State
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import device_registry as dr, entity_registry as er
-from tests.conftest import play_prompt, reauth_flows
+from tests.conftest import entry_device, play_prompt, reauth_flows, webhook_registration
 from tests.fakes.graph import FakeGraph
 from tests.graph_fixtures import (  # noqa: F401 - fixtures
     CLIENT_ID,
@@ -114,7 +114,7 @@ async def test_setup_and_unload(
     assert entry.state is ConfigEntryState.LOADED
     assert isinstance(entry.runtime_data, GraphData)
     assert graph.token_requests == 1
-    hook = hass.data["webhook"][WEBHOOK_ID]
+    hook = webhook_registration(hass, WEBHOOK_ID)
     assert hook["domain"] == DOMAIN
     assert hook["name"] == f"{TITLE} notifications"
     assert hook["local_only"] is False
@@ -124,8 +124,8 @@ async def test_setup_and_unload(
     assert state.state == STATE_UNKNOWN
     assert state.attributes["event_types"] == EVENT_TYPES
     assert state.attributes["friendly_name"] == f"{TITLE} Calls"
-    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, UNIQUE_ID)})
-    assert device is not None
+    device = entry_device(hass, entry)
+    assert device.identifiers == {(DOMAIN, UNIQUE_ID)}
     assert device.manufacturer == "Microsoft"
     assert device.entry_type is dr.DeviceEntryType.SERVICE
     assert device.name == TITLE

@@ -45,7 +45,7 @@ from custom_components.voice_prompt.api import (
 )
 from custom_components.voice_prompt.config_flow import CONNECTION_SCHEMA, normalize_host
 from custom_components.voice_prompt.const import DOMAIN, SERVICE_PLAY_PROMPT
-from custom_components.voice_prompt.services import PLAY_PROMPT_SCHEMA, _already_typed
+from custom_components.voice_prompt.services import PLAY_PROMPT_SCHEMA
 from homeassistant.config_entries import SOURCE_USER
 from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME
 from homeassistant.core import HomeAssistant
@@ -431,65 +431,6 @@ def test_action_validation_property() -> None:
     # Both sides are exercised, not just a wall of refusals.
     assert outcomes["accepted"] >= SYNC_EXAMPLES // 10
     assert outcomes["refused"] >= SYNC_EXAMPLES // 10
-
-
-class _Text(str):
-    """A str subclass, as Home Assistant's YAML loader and templates produce."""
-
-
-def _typed_view(value: Any) -> Any:
-    """``value`` with every leaf's exact type next to it, for comparisons."""
-    if isinstance(value, dict):
-        return (dict, sorted((str(key), _typed_view(item)) for key, item in value.items()))
-    if isinstance(value, list):
-        return (list, [_typed_view(item) for item in value])
-    return (type(value), value)
-
-
-def test_schema_shortcut_matches_full_schema_property() -> None:
-    """The action schema's shortcut for typed data returns what voluptuous would.
-
-    The shortcut exists for speed (issue 5); it may only skip work, never change a
-    result, so every example is also run through the plain ``vol.Schema`` path.
-    """
-    outcomes: Counter[str] = Counter()
-
-    @_settings(SYNC_EXAMPLES)
-    @given(service_data(graph_fields=True))
-    @example({"config_entry_id": ENTRY, "prompt": _Text("doorbell"), "extension": [_Text("1")]})
-    @example({"config_entry_id": ENTRY, "prompt": ["a", {"url": "https://x/y.wav"}]})
-    @example({"config_entry_id": ENTRY, "prompt": "a", "hang_up": 1, "loop": False})
-    @example({"config_entry_id": ENTRY, "prompt": "a", "extension": ("1000",)})
-    @example({"config_entry_id": ENTRY, "extension": "1000"})
-    @example({"prompt": "a", "extension": "1000"})
-    def check(data: dict[str, Any]) -> None:
-        outcomes["examples"] += 1
-        shortcut = _already_typed(data) is not None
-        outcomes["shortcut" if shortcut else "full schema"] += 1
-        try:
-            expected = vol.Schema.__call__(PLAY_PROMPT_SCHEMA, data)
-        except vol.Invalid as err:
-            expected_error = str(err)
-        else:
-            expected_error = None
-        if expected_error is not None:
-            assert not shortcut, _short(data)
-            with pytest.raises(vol.Invalid) as raised:
-                PLAY_PROMPT_SCHEMA(data)
-            assert str(raised.value) == expected_error
-            return
-        got = PLAY_PROMPT_SCHEMA(data)
-        # Typed comparison: 1 == True, but the action must get the bool.
-        assert _typed_view(got) == _typed_view(expected), _short(data)
-        assert type(got) is dict
-        # A list in the result is the schema's own copy, never the caller's object.
-        for key, value in got.items():
-            assert not isinstance(value, list) or value is not data[key]
-
-    check()
-    print(f"\nschema shortcut: {dict(outcomes)}")
-    assert outcomes["shortcut"] >= SYNC_EXAMPLES // 10
-    assert outcomes["full schema"] >= SYNC_EXAMPLES // 10
 
 
 # -- the action: end to end against the fake PBX ----------------------------------------------

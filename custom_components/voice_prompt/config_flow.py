@@ -7,8 +7,6 @@ import ipaddress
 import re
 from typing import Any, NamedTuple
 
-import voluptuous as vol
-
 from homeassistant.components import webhook
 from homeassistant.config_entries import ConfigEntry, ConfigFlow, ConfigFlowResult, OptionsFlow
 from homeassistant.const import (
@@ -48,6 +46,7 @@ from .const import (
     LOGGER,
 )
 from .models import create_graph_client, create_yeastar_client
+from .validation import vol
 
 _HOSTNAME = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*", re.ASCII)
 # [scheme://][user@]host-or-[ipv6][:port][/path...]; ports are ASCII digits only.

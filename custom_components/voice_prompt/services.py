@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final, cast
 
-import voluptuous as vol
-
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse
 from homeassistant.exceptions import ServiceValidationError
@@ -27,6 +25,7 @@ from .const import (
     SERVICE_PLAY_PROMPT,
 )
 from .models import VoicePromptConfigEntry
+from .validation import vol
 
 # A Teams prompt may carry the id Microsoft caches it under.
 _MEDIA = vol.Schema({vol.Required("url"): cv.string, vol.Optional("resource_id"): cv.string})
@@ -64,51 +63,7 @@ _FIELDS: Final[dict[vol.Marker, Callable[[Any], Any]]] = {
     vol.Optional(ATTR_LOOP): cv.boolean,
     vol.Optional(ATTR_HANG_UP): cv.boolean,
 }
-# The values each validator returns unchanged: that type, and whether a list of it.
-_UNCHANGED: Final[dict[Callable[[Any], Any], tuple[type, bool]]] = {
-    cv.string: (str, False),
-    cv.boolean: (bool, False),
-    _text_or_texts: (str, True),
-    _prompts: (str, True),
-}
-_PASSES: Final = {str(key): _UNCHANGED[validator] for key, validator in _FIELDS.items()}
-_REQUIRED: Final = frozenset(str(key) for key in _FIELDS if isinstance(key, vol.Required))
-
-
-class _PlayPromptSchema(vol.Schema):
-    """The declarative schema, with a shortcut for data that already has its types.
-
-    Voluptuous walks every field through generic machinery: the largest item in the
-    action's profile (issue 5). Data from YAML, the UI and scripts nearly always
-    arrives typed; it is checked in one pass here. Anything else, and every error
-    message, goes through the full schema, so results are the same either way.
-    """
-
-    def __call__(self, data: Any) -> Any:
-        if type(data) is dict and (typed := _already_typed(data)) is not None:
-            return typed
-        return super().__call__(data)  # type: ignore[no-untyped-call]  # untyped in voluptuous
-
-
-def _already_typed(data: dict[str, Any]) -> dict[str, Any] | None:
-    """A copy of ``data`` when every field has its validated type already, else None."""
-    if not data.keys() >= _REQUIRED:
-        return None
-    typed: dict[str, Any] = {}
-    for key, value in data.items():
-        if (passes := _PASSES.get(key)) is None:
-            return None
-        kind, list_too = passes
-        if isinstance(value, kind):
-            typed[key] = value
-        elif list_too and type(value) is list and all(isinstance(item, kind) for item in value):
-            typed[key] = list(value)
-        else:
-            return None
-    return typed
-
-
-PLAY_PROMPT_SCHEMA: Final = _PlayPromptSchema(_FIELDS)
+PLAY_PROMPT_SCHEMA: Final = vol.Schema(_FIELDS)
 
 
 def async_setup_services(hass: HomeAssistant) -> None:
