@@ -342,7 +342,7 @@ async def play(
     prompt: Any,
 ) -> dict[str, Any]:
     """Call voice_prompt.play_prompt on a PBX entry over the websocket."""
-    data = {"config_entry_id": entry_id, "extension": extension, "prompt": prompt}
+    data = {"config_entry_id": entry_id, "target": extension, "prompt": prompt}
     return await call_action(session, base, token, data)
 
 
@@ -417,7 +417,8 @@ async def teams_demo(session: aiohttp.ClientSession, base: str, token: str) -> N
     show("Teams: websocket call_service", request)
     response = await call_action(session, base, token, request)
     show("Teams: response (placed, played, hung up)", response)
-    if response.get("status") != "completed" or not response.get("hung_up"):
+    calls = response.get("calls") or [{}]
+    if calls[0].get("status") != "played" or not calls[0].get("hung_up"):
         raise DemoError(f"the Teams call did not complete: {response}")
 
 

@@ -49,7 +49,7 @@ CHROMIUM_FLAGS = [
     "--force-device-scale-factor=1",
     f"--window-size={WIDTH},{HEIGHT}",
 ]
-DEMO_ACTION_DATA = {"extension": ["1000", "1001"], "prompt": ["doorbell"]}
+DEMO_ACTION_DATA = {"target": ["1000", "1001"], "prompt": ["doorbell"]}
 
 # Helpers injected into the page: the frontend is web components all the way down, so every
 # query walks the open shadow roots.

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Iterator, Mapping
 import contextlib
 import dataclasses
+import json
 import os
 from pathlib import Path
+import re
 import ssl
 from typing import Any
 from unittest.mock import patch
@@ -17,18 +19,24 @@ from aiohttp.resolver import AsyncResolver
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.voice_prompt.const import (
-    BACKEND_YEASTAR,
-    CONF_BACKEND,
-    DOMAIN,
-    SERVICE_PLAY_PROMPT,
-)
-from homeassistant.config_entries import SOURCE_REAUTH
+from custom_components.voice_prompt.backends.yeastar import YeastarBackend
+from custom_components.voice_prompt.const import CONF_BACKEND, DOMAIN, SERVICE_PLAY_PROMPT
+from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntry, OptionsFlowManager
 from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME, CONF_VERIFY_SSL
-from homeassistant.core import HomeAssistant
-from homeassistant.helpers import device_registry as dr
+from homeassistant.core import HomeAssistant, ServiceRegistry
+from homeassistant.data_entry_flow import FlowManager, FlowResultType
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import device_registry as dr, issue_registry as ir
 from tests.fakes.tls import make_self_signed_cert, server_ssl_context
 from tests.fakes.yeastar import FakeYeastarPBX
+
+STRINGS: dict[str, Any] = json.loads(
+    (
+        Path(__file__).parent.parent / "custom_components" / DOMAIN / "translations" / "en.json"
+    ).read_text(encoding="utf-8")
+)
+# Translation keys the tests saw in use (checked against en.json at the end of a full run).
+TRANSLATIONS_USED: set[str] = set()
 
 PASSWORD = "VoicePrompt-Demo1"
 SERIAL = "369364835218"
@@ -62,6 +70,120 @@ async def own_dns_resolver() -> AsyncGenerator[None]:
     with patch("homeassistant.helpers.aiohttp_client._async_make_resolver", return_value=resolver):
         yield
     await resolver.close()
+
+
+def _translation(key: str) -> str | None:
+    """The text at a dotted key of en.json, or None."""
+    node: Any = STRINGS
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node if isinstance(node, str) else None
+
+
+def _check_translation(
+    problems: list[str], key: str, placeholders: Mapping[str, Any] | None, *, required: bool = True
+) -> None:
+    """The key exists (when required) and every placeholder in its text gets a value."""
+    TRANSLATIONS_USED.add(key)
+    text = _translation(key)
+    if text is None:
+        if required:
+            problems.append(f"en.json has no {key}")
+        return
+    missing = set(re.findall(r"{(\w+)}", text)) - set(placeholders or {})
+    if missing:
+        problems.append(f"{key} uses {sorted(missing)}, which the code does not give")
+
+
+def _check_flow_result(problems: list[str], category: str, result: Any) -> None:
+    placeholders = result.get("description_placeholders")
+    kind = result["type"]
+    if kind in (FlowResultType.FORM, FlowResultType.MENU):
+        for header in ("title", "description"):
+            _check_translation(
+                problems,
+                f"{category}.step.{result['step_id']}.{header}",
+                placeholders,
+                required=False,
+            )
+    if kind is FlowResultType.FORM:
+        for error in (result.get("errors") or {}).values():
+            _check_translation(problems, f"{category}.error.{error}", placeholders)
+    elif kind is FlowResultType.MENU:
+        for option in result["menu_options"]:
+            _check_translation(
+                problems, f"{category}.step.{result['step_id']}.menu_options.{option}", None
+            )
+    elif kind is FlowResultType.ABORT:
+        _check_translation(problems, f"{category}.abort.{result['reason']}", placeholders)
+
+
+@pytest.fixture(autouse=True)
+def check_translations() -> Iterator[None]:
+    """Every text the integration shows exists in en.json and gets all its placeholders.
+
+    Modelled on Home Assistant core's fixture of the same name: it watches flow results,
+    repair issues, setup errors and errors raised by actions while each test runs.
+    """
+    problems: list[str] = []
+    handle_step = FlowManager._async_handle_step
+    create_issue = ir.IssueRegistry.async_get_or_create
+    call_service = ServiceRegistry.async_call
+    setup_entry = ConfigEntry.async_setup
+
+    async def _handle_step(self: FlowManager, flow: Any, *args: Any) -> Any:
+        result = await handle_step(self, flow, *args)
+        if isinstance(self, OptionsFlowManager):
+            entry = flow.hass.config_entries.async_get_entry(flow.handler)
+            if entry is not None and entry.domain == DOMAIN:
+                _check_flow_result(problems, "options", result)
+        elif flow.handler == DOMAIN:
+            _check_flow_result(problems, "config", result)
+        return result
+
+    def _create_issue(self: ir.IssueRegistry, domain: str, issue_id: str, **kwargs: Any) -> Any:
+        issue = create_issue(self, domain, issue_id, **kwargs)
+        if domain == DOMAIN:
+            for part in ("title", "description"):
+                _check_translation(
+                    problems,
+                    f"issues.{kwargs['translation_key']}.{part}",
+                    kwargs.get("translation_placeholders"),
+                )
+        return issue
+
+    async def _call_service(self: ServiceRegistry, domain: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await call_service(self, domain, *args, **kwargs)
+        except HomeAssistantError as err:
+            if err.translation_domain == DOMAIN and err.translation_key:
+                _check_translation(
+                    problems,
+                    f"exceptions.{err.translation_key}.message",
+                    err.translation_placeholders,
+                )
+            raise
+
+    async def _setup_entry(self: ConfigEntry, hass: HomeAssistant, **kwargs: Any) -> None:
+        await setup_entry(self, hass, **kwargs)
+        if self.domain == DOMAIN and self.error_reason_translation_key:
+            _check_translation(
+                problems,
+                f"exceptions.{self.error_reason_translation_key}.message",
+                self.error_reason_translation_placeholders,
+            )
+
+    with (
+        patch.object(FlowManager, "_async_handle_step", _handle_step),
+        patch.object(ir.IssueRegistry, "async_get_or_create", _create_issue),
+        patch.object(ServiceRegistry, "async_call", _call_service),
+        patch.object(ConfigEntry, "async_setup", _setup_entry),
+    ):
+        yield
+    if problems:
+        pytest.fail("; ".join(dict.fromkeys(problems)))
 
 
 @pytest.fixture(scope="session")
@@ -99,7 +221,7 @@ async def session() -> AsyncGenerator[aiohttp.ClientSession]:
 def entry_data(pbx: FakeYeastarPBX) -> dict[str, Any]:
     """Entry data for the fake PBX with API credentials."""
     return {
-        CONF_BACKEND: BACKEND_YEASTAR,
+        CONF_BACKEND: YeastarBackend.kind,
         CONF_HOST: pbx.host,
         CONF_PORT: pbx.port,
         CONF_USERNAME: "api",
@@ -220,3 +342,39 @@ def webhook_registration(hass: HomeAssistant, webhook_id: str) -> dict[str, Any]
     if isinstance(hook, dict):
         return dict(hook)
     return {field.name: getattr(hook, field.name) for field in dataclasses.fields(hook)}
+
+
+def _shown_keys() -> set[str]:
+    """The keys of en.json the integration shows: messages, form errors, aborts, issues."""
+    keys = {f"exceptions.{key}.message" for key in STRINGS["exceptions"]}
+    for category in ("config", "options"):
+        for section in ("error", "abort"):
+            keys |= {
+                f"{category}.{section}.{key}" for key in STRINGS.get(category, {}).get(section, {})
+            }
+        for step, texts in STRINGS.get(category, {}).get("step", {}).items():
+            keys |= {
+                f"{category}.step.{step}.{key}" for key in ("title", "description") if key in texts
+            }
+    for issue in STRINGS.get("issues", {}):
+        keys |= {f"issues.{issue}.title", f"issues.{issue}.description"}
+    return keys
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """After a run of the whole suite, every shown string of en.json was used by a test."""
+    config = session.config
+    whole_suite = not config.args or config.args == list(config.getini("testpaths"))
+    if (
+        exitstatus != 0
+        or not whole_suite
+        or config.getoption("keyword")
+        or config.getoption("markexpr")
+    ):
+        return
+    unused = sorted(_shown_keys() - TRANSLATIONS_USED)
+    if unused:
+        session.config.get_terminal_writer().line(
+            f"en.json has strings no test showed (remove them, or test them): {unused}", red=True
+        )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

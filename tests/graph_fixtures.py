@@ -19,15 +19,19 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from custom_components.voice_prompt import models
 from custom_components.voice_prompt.api import (
     GraphClient,
     GraphEvent,
     GraphNotificationVerifier,
     VoicePromptAuthenticationError,
 )
-from custom_components.voice_prompt.const import BACKEND_GRAPH, CONF_BACKEND, CONF_TENANT_ID, DOMAIN
-from custom_components.voice_prompt.models import GraphEndpoints
+from custom_components.voice_prompt.backends import graph as graph_backend
+from custom_components.voice_prompt.backends.graph import (
+    CONF_TENANT_ID,
+    GraphEndpoints,
+    TeamsBackend,
+)
+from custom_components.voice_prompt.const import CONF_BACKEND, DOMAIN
 from homeassistant.const import CONF_CLIENT_ID, CONF_CLIENT_SECRET, CONF_WEBHOOK_ID
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
@@ -51,7 +55,7 @@ RECEIVER_CALLBACK = "https://receiver.example.test/notify"
 def graph_entry_data(**changes: Any) -> dict[str, Any]:
     """Entry data of a Microsoft Teams entry for the fake's app."""
     return {
-        CONF_BACKEND: BACKEND_GRAPH,
+        CONF_BACKEND: TeamsBackend.kind,
         CONF_TENANT_ID: TENANT_ID,
         CONF_CLIENT_ID: CLIENT_ID,
         CONF_CLIENT_SECRET: CLIENT_SECRET,
@@ -88,7 +92,7 @@ def graph_endpoints(monkeypatch: pytest.MonkeyPatch, graph: FakeGraph) -> GraphE
         graph_base=graph.graph_base,
         openid_config_url=graph.openid_config_url,
     )
-    monkeypatch.setattr(models, "GRAPH_ENDPOINTS", endpoints)
+    monkeypatch.setattr(graph_backend, "GRAPH_ENDPOINTS", endpoints)
     return endpoints
 
 
@@ -287,11 +291,11 @@ async def graph_http(
 
     The external URL is what callbacks and ``/local/`` media resolve to; the fake keeps
     the callback's path and swaps scheme/host for this server. ``webhook`` (and with it
-    ``http``) and ``diagnostics`` are set up first: their views cannot be added once the
+    ``http``), ``network`` and ``diagnostics`` are set up first: their views cannot be added once the
     server runs (its router is frozen then).
     """
-    assert await async_setup_component(hass, "webhook", {})
-    assert await async_setup_component(hass, "diagnostics", {})
+    for component in ("webhook", "network", "diagnostics"):
+        assert await async_setup_component(hass, component, {})
     client = await hass_client_no_auth()
     graph.notification_base = str(client.make_url("")).rstrip("/")
     hass.config.external_url = EXTERNAL_URL

@@ -7,8 +7,10 @@ import gc
 
 import pytest
 
-from custom_components.voice_prompt.api.errors import VoicePromptTimeoutError
+from custom_components.voice_prompt.api import VoicePromptTimeoutError
 from custom_components.voice_prompt.api.singleflight import SingleFlight
+
+TIMEOUT_MESSAGE = "pbx did not answer within 10 seconds"
 
 
 class Runs:
@@ -23,7 +25,7 @@ class Runs:
         self.count += 1
         await self.release.wait()
         if self.fail:
-            raise VoicePromptTimeoutError(host="pbx", timeout="10")
+            raise VoicePromptTimeoutError(TIMEOUT_MESSAGE)
         return f"token-{self.count}"
 
 
@@ -46,6 +48,7 @@ async def test_concurrent_callers_share_one_run() -> None:
     assert runs.count == 1
     # Done: the next caller runs again.
     assert await flight.run(runs) == "token-2"
+    assert runs.count == 2
 
 
 async def test_a_failed_run_is_shared_not_repeated_per_waiter() -> None:
@@ -59,16 +62,24 @@ async def test_a_failed_run_is_shared_not_repeated_per_waiter() -> None:
     outcomes = await asyncio.gather(*tasks, return_exceptions=True)
 
     assert runs.count == 1
-    assert all(isinstance(err, VoicePromptTimeoutError) for err in outcomes)
+    assert all(type(err) is VoicePromptTimeoutError for err in outcomes)
     assert len({id(err) for err in outcomes}) == 40
-    assert {str(err) for err in outcomes} == {"pbx did not answer within 10 seconds"}
+    assert {str(err) for err in outcomes} == {TIMEOUT_MESSAGE}
     # A copy is independent: context added by one caller stays its own.
     first, second = outcomes[0], outcomes[1]
     assert isinstance(first, VoicePromptTimeoutError)
     assert isinstance(second, VoicePromptTimeoutError)
-    first.with_context(extension="1000")
-    assert "extension" not in second.placeholders
-    assert second.translation_key == first.translation_key == "timeout"
+    first.target = "1000"
+    assert second.target is None
+    assert first.message == second.message == TIMEOUT_MESSAGE
+    assert first.code is second.code is None
+    # The copies do not chain to the shared original (no traceback of another task).
+    assert second.__cause__ is None
+    assert second.__suppress_context__
+    # Failed runs are not cached: the next caller tries again.
+    runs.fail = False
+    assert await flight.run(runs) == "token-2"
+    assert runs.count == 2
 
 
 async def test_a_cancelled_waiter_does_not_cancel_the_run() -> None:
@@ -114,8 +125,9 @@ async def test_a_failure_nobody_waited_for_is_not_reported_as_unretrieved() -> N
         flight: SingleFlight[str] = SingleFlight()
         runs = Runs(fail=True)
         runs.release.set()
-        with pytest.raises(VoicePromptTimeoutError):
+        with pytest.raises(VoicePromptTimeoutError) as exc_info:
             await flight.run(runs)
+        assert str(exc_info.value) == TIMEOUT_MESSAGE
         gc.collect()
         await asyncio.sleep(0)
     finally:

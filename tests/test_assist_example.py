@@ -117,7 +117,7 @@ async def test_script_from_docs_plays_the_prompt(
     assert _bodies(pbx) == [_play("1000", "lunch_ready")]
     assert response is not None
     assert response["failed"] == []
-    assert [call["extension"] for call in response["calls"]] == ["1000"]
+    assert [call["target"] for call in response["calls"]] == ["1000"]
     assert response["calls"][0]["call_id"] == pbx.calls(PLAYPROMPT)[0].reply["callid"]  # type: ignore[index]
 
 
@@ -190,7 +190,7 @@ async def test_script_is_exposed_to_assist_and_called_as_a_tool(
     else:
         assert result.error is False
         response = result.data["result"]
-    assert [call["extension"] for call in response["calls"]] == ["1001"]
+    assert [call["target"] for call in response["calls"]] == ["1001"]
     assert response["failed"] == []
 
 

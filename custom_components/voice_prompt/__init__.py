@@ -1,37 +1,50 @@
-"""Voice Prompt: play prompts into phone calls from Home Assistant."""
+"""Voice Prompt: announcements into phone calls from Home Assistant."""
 
 from __future__ import annotations
 
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.typing import ConfigType
 
-from .backends import backend_of
-from .const import DOMAIN
-from .models import VoicePromptConfigEntry
+from .api import VoicePromptError
+from .backends import BACKENDS, VoicePromptConfigEntry
+from .const import CONF_BACKEND, DOMAIN
+from .errors import setup_error
 from .services import async_setup_services
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
+# Every entry has its call-events entity; a backend may add platforms of its own.
+PLATFORMS = (Platform.EVENT,)
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Register the actions: they exist even while no entry is loaded."""
+    """Register the action: it exists even while no entry is loaded."""
     async_setup_services(hass)
     return True
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: VoicePromptConfigEntry) -> bool:
-    """Set the entry up through its backend, then its platforms (if any)."""
-    backend = backend_of(entry)
-    await backend.async_setup_entry(hass, entry)
-    await hass.config_entries.async_forward_entry_setups(entry, backend.PLATFORMS)
+    """Connect the entry's backend, register its device, set up the platforms."""
+    backend = BACKENDS[entry.data[CONF_BACKEND]](hass, entry)
+    try:
+        await backend.async_setup()
+    except VoicePromptError as err:
+        raise setup_error(entry, err) from err
+    entry.runtime_data = backend
+    dr.async_get(hass).async_get_or_create(config_entry_id=entry.entry_id, **backend.device_info)
+    await hass.config_entries.async_forward_entry_setups(entry, _platforms(entry))
     return True
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: VoicePromptConfigEntry) -> bool:
-    """Unload the platforms, then let the backend close its client."""
-    backend = backend_of(entry)
-    if not await hass.config_entries.async_unload_platforms(entry, backend.PLATFORMS):
+    """Unload the platforms, then let the backend close its connection."""
+    if not await hass.config_entries.async_unload_platforms(entry, _platforms(entry)):
         return False
-    await backend.async_unload_entry(hass, entry)
+    await entry.runtime_data.async_close()
     return True
+
+
+def _platforms(entry: VoicePromptConfigEntry) -> list[Platform]:
+    extra = BACKENDS[entry.data[CONF_BACKEND]].platforms
+    return [*PLATFORMS, *(platform for platform in extra if platform not in PLATFORMS)]

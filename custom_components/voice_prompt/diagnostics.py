@@ -1,8 +1,7 @@
-"""Diagnostics: the entry and the client's state, with every secret redacted."""
+"""Diagnostics: the entry and its backend's state, with every secret redacted."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 from homeassistant.components.diagnostics import async_redact_data
@@ -15,7 +14,7 @@ from homeassistant.const import (
 )
 from homeassistant.core import HomeAssistant
 
-from .models import VoicePromptConfigEntry, YeastarData
+from .backends import VoicePromptConfigEntry
 
 # The webhook id is a bearer secret too: whoever knows it can post to the webhook.
 TO_REDACT = {CONF_PASSWORD, CONF_TOKEN, CONF_USERNAME, CONF_CLIENT_SECRET, CONF_WEBHOOK_ID}
@@ -25,13 +24,14 @@ async def async_get_config_entry_diagnostics(
     hass: HomeAssistant, entry: VoicePromptConfigEntry
 ) -> dict[str, Any]:
     """Return what helps troubleshooting, never a credential."""
-    data = entry.runtime_data
+    backend = entry.runtime_data
     return {
         "entry": {
             "title": entry.title,
             "data": async_redact_data(entry.data, TO_REDACT),
             "options": async_redact_data(entry.options, TO_REDACT),
         },
-        "device": asdict(data.device) if isinstance(data, YeastarData) else None,
-        "client": data.client.diagnostics(),
+        "backend": backend.name,
+        "capabilities": backend.capabilities.names(),
+        **async_redact_data(backend.diagnostics(), TO_REDACT),
     }

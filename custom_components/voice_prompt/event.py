@@ -1,19 +1,16 @@
-"""Event entity of a Microsoft Graph entry: what happened to the calls it placed."""
+"""Event entity of an entry: what happened to the calls it placed."""
 
 from __future__ import annotations
 
 from homeassistant.components.event import EventEntity
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
+from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .api import GraphEvent
-from .api.graph import EVENT_TYPES as GRAPH_EVENT_TYPES
-from .const import DOMAIN, SIGNAL_GRAPH_EVENT
-from .models import VoicePromptConfigEntry
+from .backends import CallEvent, CallStatus, VoicePromptConfigEntry
+from .const import SIGNAL_CALL_EVENT
 
-EVENT_TYPES = list(GRAPH_EVENT_TYPES)
 PARALLEL_UPDATES = 0
 
 
@@ -22,49 +19,41 @@ async def async_setup_entry(
     entry: VoicePromptConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """One call-events entity per Graph entry."""
+    """One call-events entity per entry."""
     async_add_entities([VoicePromptCallEvents(entry)])
 
 
 class VoicePromptCallEvents(EventEntity):
-    """Fires on call state changes and prompt results reported by Microsoft Graph."""
+    """Fires for every call outcome the entry's backend learns of."""
 
     _attr_has_entity_name = True
     _attr_translation_key = "calls"
-    _attr_event_types = EVENT_TYPES
     _attr_should_poll = False
 
     def __init__(self, entry: VoicePromptConfigEntry) -> None:
-        """Attach to the entry's service device."""
+        """Attach to the entry's device."""
         self._entry_id = entry.entry_id
+        self._attr_event_types = [str(status) for status in CallStatus]
         self._attr_unique_id = f"{entry.unique_id}_calls"
-        self._attr_device_info = DeviceInfo(
-            identifiers={(DOMAIN, str(entry.unique_id))},
-            entry_type=DeviceEntryType.SERVICE,
-            manufacturer="Microsoft",
-            model="Teams calling bot (Graph cloud communications)",
-            name=entry.title,
-        )
+        self._attr_device_info = DeviceInfo(identifiers={entry.runtime_data.device_identifier})
 
     async def async_added_to_hass(self) -> None:
-        """Listen for the entry's notifications."""
+        """Listen for the entry's call events."""
         self.async_on_remove(
             async_dispatcher_connect(
-                self.hass, SIGNAL_GRAPH_EVENT.format(self._entry_id), self._handle_event
+                self.hass, SIGNAL_CALL_EVENT.format(self._entry_id), self._handle_event
             )
         )
 
     @callback
-    def _handle_event(self, event: GraphEvent) -> None:
+    def _handle_event(self, event: CallEvent) -> None:
         self._trigger_event(
-            event.type,
+            str(event.status),
             {
+                "target": event.target,
                 "call_id": event.call_id,
-                "operation_id": event.operation_id,
-                "client_context": event.client_context,
-                "result_code": event.result_code,
-                "result_subcode": event.result_subcode,
-                "result_message": event.result_message,
+                "reason": event.reason,
+                **event.extras,
             },
         )
         self.async_write_ha_state()

@@ -1,16 +1,18 @@
-"""The ``voice_prompt.play_prompt`` action: schema, dispatch to the backend, response."""
+"""The ``voice_prompt.play_prompt`` action: one schema and one response for every backend."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Mapping
+from dataclasses import fields
 from typing import Any, Final, cast
 
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse
-from homeassistant.exceptions import ServiceValidationError
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 import homeassistant.helpers.config_validation as cv
 
-from .backends import BACKEND_FIELDS, backend_of
+from .api import VoicePromptError, VoicePromptInputError
+from .backends import PlayRequest, PlayResult, VoicePromptConfigEntry
 from .const import (
     ATTR_AUTOANSWER,
     ATTR_CALL_ID,
@@ -22,68 +24,66 @@ from .const import (
     ATTR_PROMPT,
     ATTR_TARGET,
     DOMAIN,
+    LOGGER,
     SERVICE_PLAY_PROMPT,
 )
-from .models import VoicePromptConfigEntry
+from .errors import needs_reauth, translate_error
 from .validation import vol
 
 # A Teams prompt may carry the id Microsoft caches it under.
 _MEDIA = vol.Schema({vol.Required("url"): cv.string, vol.Optional("resource_id"): cv.string})
 
 
-# The validators dispatch on the value's type rather than trying alternatives with
-# vol.Any: that raised and caught an exception per miss on every call (issue 5).
-def _text_or_texts(value: Any) -> str | list[str]:
-    """One text, or a list of texts."""
-    if isinstance(value, list):
-        return [cv.string(item) for item in value]
-    return cv.string(value)
+def _texts(value: Any) -> list[str]:
+    """One text or a list of texts, as a list."""
+    return [cv.string(item) for item in cv.ensure_list(value)]
 
 
-def _prompt_item(value: Any) -> str | dict[str, Any]:
-    return _MEDIA(value) if isinstance(value, dict) else cv.string(value)
+def _prompts(value: Any) -> list[str | dict[str, Any]]:
+    """Names or URLs, or media objects, as a list."""
+    return [
+        _MEDIA(item) if isinstance(item, dict) else cv.string(item)
+        for item in cv.ensure_list(value)
+    ]
 
 
-def _prompts(value: Any) -> Any:
-    """A name or URL, a media object, or a list of them."""
-    if isinstance(value, list):
-        return [_prompt_item(item) for item in value]
-    return _prompt_item(value)
-
-
-# Types only: what each backend accepts is checked by the backend (see backends.py).
-_FIELDS: Final[dict[vol.Marker, Callable[[Any], Any]]] = {
-    vol.Required(ATTR_CONFIG_ENTRY_ID): cv.string,
-    vol.Required(ATTR_PROMPT): _prompts,
-    vol.Optional(ATTR_EXTENSION): _text_or_texts,
-    vol.Optional(ATTR_AUTOANSWER): cv.boolean,
-    vol.Optional(ATTR_CALL_ID): cv.string,
-    vol.Optional(ATTR_TARGET): cv.string,
-    vol.Optional(ATTR_CLIENT_CONTEXT): cv.string,
-    vol.Optional(ATTR_LOOP): cv.boolean,
-    vol.Optional(ATTR_HANG_UP): cv.boolean,
+# Types only: what the entry's backend can honour is checked against its capabilities.
+PLAY_PROMPT_SCHEMA: Final = vol.Schema(
+    {
+        vol.Required(ATTR_CONFIG_ENTRY_ID): cv.string,
+        vol.Optional(ATTR_TARGET): _texts,
+        vol.Optional(ATTR_EXTENSION): _texts,
+        vol.Optional(ATTR_PROMPT): _prompts,
+        vol.Optional(ATTR_AUTOANSWER): cv.boolean,
+        vol.Optional(ATTR_CALL_ID): cv.string,
+        vol.Optional(ATTR_CLIENT_CONTEXT): cv.string,
+        vol.Optional(ATTR_LOOP): cv.boolean,
+        vol.Optional(ATTR_HANG_UP): cv.boolean,
+    }
+)
+# The capability (a Capabilities field) each optional field needs.
+FIELD_CAPABILITIES: Final = {
+    ATTR_AUTOANSWER: "autoanswer",
+    ATTR_CALL_ID: "existing_call",
+    ATTR_CLIENT_CONTEXT: "client_context",
+    ATTR_LOOP: "loop",
+    ATTR_HANG_UP: "hang_up",
 }
-PLAY_PROMPT_SCHEMA: Final = vol.Schema(_FIELDS)
+_REQUEST_FIELDS: Final = frozenset(item.name for item in fields(PlayRequest))
 
 
 def async_setup_services(hass: HomeAssistant) -> None:
-    """Register the integration's actions (once, from ``async_setup``)."""
+    """Register the integration's action (once, from ``async_setup``)."""
 
     async def async_play_prompt(call: ServiceCall) -> ServiceResponse:
         entry = _loaded_entry(hass, call.data[ATTR_CONFIG_ENTRY_ID])
-        backend = backend_of(entry)
-        foreign = BACKEND_FIELDS - backend.FIELDS
-        if not foreign.isdisjoint(call.data):
-            raise ServiceValidationError(
-                translation_domain=DOMAIN,
-                translation_key="fields_not_supported",
-                translation_placeholders={
-                    "entry": entry.title,
-                    "fields": ", ".join(sorted(foreign & call.data.keys())),
-                },
-            )
-        response = await backend.async_play(hass, entry, call.data)
-        return response if call.return_response else None
+        request = _play_request(entry, call.data)
+        try:
+            result = await entry.runtime_data.async_play(request)
+        except VoicePromptError as err:
+            raise translate_error(hass, entry, err) from err
+        _check_something_played(hass, entry, result)
+        return _response(result) if call.return_response else None
 
     hass.services.async_register(
         DOMAIN,
@@ -109,3 +109,77 @@ def _loaded_entry(hass: HomeAssistant, entry_id: str) -> VoicePromptConfigEntry:
             translation_placeholders={"entry": entry.title},
         )
     return cast(VoicePromptConfigEntry, entry)
+
+
+def _play_request(entry: VoicePromptConfigEntry, data: Mapping[str, Any]) -> PlayRequest:
+    """Refuse what the entry's backend cannot do before anything is sent."""
+    capabilities = entry.runtime_data.capabilities
+    placeholders = {"entry": entry.title, "backend": entry.runtime_data.name}
+    if ATTR_TARGET in data and ATTR_EXTENSION in data:
+        raise _invalid("target_and_extension", placeholders)
+    unsupported = sorted(
+        name
+        for name, capability in FIELD_CAPABILITIES.items()
+        if name in data and not getattr(capabilities, capability)
+    )
+    if unsupported:
+        raise _invalid("fields_not_supported", {**placeholders, "fields": ", ".join(unsupported)})
+    targets = tuple(data.get(ATTR_TARGET, data.get(ATTR_EXTENSION, ())))
+    if len(targets) > 1 and not capabilities.several_targets:
+        raise _invalid("one_target_only", placeholders)
+    if not data.get(ATTR_PROMPT):
+        raise _invalid("prompt_required", placeholders)
+    options = {key: value for key, value in data.items() if key in _REQUEST_FIELDS}
+    return PlayRequest(**options, targets=targets, prompts=tuple(data.get(ATTR_PROMPT, ())))
+
+
+def _check_something_played(
+    hass: HomeAssistant, entry: VoicePromptConfigEntry, result: PlayResult
+) -> None:
+    """Raise when every target failed; log a partial broadcast (callers may ignore responses)."""
+    if not result.failed:
+        return
+    details = "; ".join(f"{failure.target}: {failure.error.message}" for failure in result.failed)
+    if result.calls:
+        LOGGER.warning(
+            "Played on %s of %s targets of %s; failed: %s",
+            len(result.calls),
+            len(result.calls) + len(result.failed),
+            entry.title,
+            details,
+        )
+        return
+    errors = [failure.error for failure in result.failed]
+    decisive = next((err for err in errors if needs_reauth(err)), None)
+    if decisive is not None or len(errors) == 1:
+        raise translate_error(hass, entry, decisive or errors[0]) from (decisive or errors[0])
+    all_input = all(isinstance(err, VoicePromptInputError) for err in errors)
+    raise (ServiceValidationError if all_input else HomeAssistantError)(
+        translation_domain=DOMAIN,
+        translation_key="all_targets_failed",
+        translation_placeholders={"entry": entry.title, "details": details},
+    )
+
+
+def _response(result: PlayResult) -> dict[str, Any]:
+    return {
+        "calls": [
+            {
+                "target": call.target,
+                "call_id": call.call_id,
+                "status": str(call.status),
+                **call.extras,
+            }
+            for call in result.calls
+        ],
+        "failed": [
+            {"target": failure.target, "code": failure.error.code, "error": failure.error.message}
+            for failure in result.failed
+        ],
+    }
+
+
+def _invalid(key: str, placeholders: dict[str, str]) -> ServiceValidationError:
+    return ServiceValidationError(
+        translation_domain=DOMAIN, translation_key=key, translation_placeholders=placeholders
+    )

@@ -1,6 +1,11 @@
-"""Async clients for the Voice Prompt backends (no Home Assistant imports)."""
+"""Async clients for the Voice Prompt backends, usable without Home Assistant.
 
-from .errors import (
+Each client takes an injected ``aiohttp.ClientSession`` and raises the exceptions of
+:mod:`.exceptions`, which carry the backend's own codes.
+"""
+
+from .exceptions import (
+    VoicePromptApiDisabledError,
     VoicePromptAuthenticationError,
     VoicePromptConnectionError,
     VoicePromptError,
@@ -8,22 +13,27 @@ from .errors import (
     VoicePromptIPBlockedError,
     VoicePromptRequestError,
     VoicePromptResponseError,
+    VoicePromptSecretExpiredError,
     VoicePromptSSLError,
+    VoicePromptTenantNotFoundError,
     VoicePromptTimeoutError,
     VoicePromptTokenError,
 )
 from .graph import (
     GraphClient,
     GraphEvent,
+    GraphEventType,
     GraphMedia,
     GraphNotificationVerifier,
     GraphPlayResult,
     GraphTarget,
+    TargetKind,
     check_client_context,
     parse_media,
     parse_target,
 )
 from .yeastar import (
+    AuthMode,
     YeastarClient,
     YeastarDeviceInfo,
     YeastarExtension,
@@ -33,12 +43,16 @@ from .yeastar import (
 )
 
 __all__ = [
+    "AuthMode",
     "GraphClient",
     "GraphEvent",
+    "GraphEventType",
     "GraphMedia",
     "GraphNotificationVerifier",
     "GraphPlayResult",
     "GraphTarget",
+    "TargetKind",
+    "VoicePromptApiDisabledError",
     "VoicePromptAuthenticationError",
     "VoicePromptConnectionError",
     "VoicePromptError",
@@ -47,6 +61,8 @@ __all__ = [
     "VoicePromptRequestError",
     "VoicePromptResponseError",
     "VoicePromptSSLError",
+    "VoicePromptSecretExpiredError",
+    "VoicePromptTenantNotFoundError",
     "VoicePromptTimeoutError",
     "VoicePromptTokenError",
     "YeastarClient",

@@ -11,6 +11,8 @@ import asyncio
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
+import json
 import logging
 import re
 import time
@@ -21,17 +23,17 @@ import aiohttp
 import jwt
 from yarl import URL
 
-from .errors import (
+from .exceptions import (
     VoicePromptAuthenticationError,
-    VoicePromptConnectionError,
     VoicePromptError,
     VoicePromptInputError,
     VoicePromptRequestError,
     VoicePromptResponseError,
-    VoicePromptSSLError,
+    VoicePromptSecretExpiredError,
+    VoicePromptTenantNotFoundError,
     VoicePromptTimeoutError,
 )
-from .jsonparse import loads, opt_str
+from .http import opt_str, transport_error
 from .singleflight import SingleFlight
 
 _LOGGER = logging.getLogger(__name__)
@@ -58,26 +60,45 @@ _MEMORY: Final = 512
 _GUID: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
 _E164: Final = re.compile(r"\+[1-9][0-9]{6,14}")
 # A URL in Graph's own error text: it may quote what we sent (the callback path holds
-# the webhook id; a prompt URL may hold a signature). Errors keep scheme and host only.
-_URL_IN_TEXT: Final = re.compile(r"(https?://[^/\s'\"?#]+)[^\s'\"]*", re.IGNORECASE)
+# the webhook id; a prompt URL may hold a signature or a password). Errors keep scheme
+# and host only.
+_URL_IN_TEXT: Final = re.compile(
+    r"(https?://)(?:[^/\s'\"?#]*@)?([^/\s'\"?#]+)[^\s'\"]*", re.IGNORECASE
+)
 _CALL_URL: Final = re.compile(r"/communications/calls/([^/]+)(?:/operations/([^/]+))?/?$", re.I)
 
-# AADSTS codes of the token endpoint → (translation key, English message).
-_TOKEN_ERRORS: Final[dict[int, tuple[str, str]]] = {
-    90002: ("tenant_not_found", "Microsoft Entra ID does not know tenant {tenant}"),
+# AADSTS codes of the token endpoint → (exception class, English message).
+_TOKEN_ERRORS: Final[dict[int, tuple[type[VoicePromptAuthenticationError], str]]] = {
+    90002: (VoicePromptTenantNotFoundError, "Microsoft Entra ID does not know tenant {tenant}"),
     700016: (
-        "invalid_auth",
+        VoicePromptAuthenticationError,
         "Microsoft Entra ID does not know application {client} in tenant {tenant}",
     ),
     7000215: (
-        "invalid_auth",
-        "Microsoft Entra ID refused the client secret (use the secret's value, not its id)",
+        VoicePromptAuthenticationError,
+        "Microsoft Entra ID refused the client secret (use the secret's value, not its ID)",
     ),
     7000222: (
-        "secret_expired",
+        VoicePromptSecretExpiredError,
         "The client secret of application {client} has expired; create a new one",
     ),
 }
+
+
+class TargetKind(StrEnum):
+    """Whom a call goes to (the identity's key in Graph's participant info)."""
+
+    USER = "user"
+    PHONE = "phone"
+
+
+class GraphEventType(StrEnum):
+    """What a notification can tell; the integration maps these to call outcomes."""
+
+    CALL_ESTABLISHED = "call_established"
+    CALL_TERMINATED = "call_terminated"
+    PROMPT_COMPLETED = "prompt_completed"
+    PROMPT_FAILED = "prompt_failed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +121,7 @@ class GraphMedia:
 class GraphTarget:
     """Whom to call: a Teams user (Entra object id) or a phone number (E.164)."""
 
-    kind: str  # "user" | "phone"
+    kind: TargetKind
     id: str
 
 
@@ -121,15 +142,11 @@ class GraphOperation:
         return self.status in ("completed", "failed")
 
 
-# What a notification can tell (GraphEvent.type); the event entity offers exactly these.
-EVENT_TYPES: Final = ("call_established", "call_terminated", "prompt_completed", "prompt_failed")
-
-
 @dataclass(frozen=True, slots=True)
 class GraphEvent:
     """Something a notification told: call state changes and operation results."""
 
-    type: str  # call_established | call_terminated | prompt_completed | prompt_failed
+    type: GraphEventType
     call_id: str
     operation_id: str | None = None
     client_context: str | None = None
@@ -172,13 +189,12 @@ def parse_target(value: str) -> GraphTarget:
     """A Teams user object id (GUID) or an E.164 phone number."""
     text = value.strip()
     if _GUID.fullmatch(text):
-        return GraphTarget("user", text.lower())
+        return GraphTarget(TargetKind.USER, text.lower())
     phone = re.sub(r"[\s().-]", "", text)
     if _E164.fullmatch(phone):
-        return GraphTarget("phone", phone)
+        return GraphTarget(TargetKind.PHONE, phone)
     raise VoicePromptInputError(
-        translation_key="target_invalid",
-        message="'{target}' is neither a Teams user object id (GUID) nor a phone number like +31201234567",
+        f"{text[:60]} is neither a Teams user's object ID nor a phone number like +31201234567",
         target=text[:60],
     )
 
@@ -188,13 +204,9 @@ def parse_media(items: Sequence[str | Mapping[str, Any]]) -> list[GraphMedia]:
     if isinstance(items, str) or not isinstance(items, Sequence):
         items = [items]
     if not items:
-        raise _media_error("media_empty", "No prompt was given")
+        raise VoicePromptInputError("No prompt was given")
     if len(items) > MAX_PROMPTS:
-        raise _media_error(
-            "media_too_many",
-            "Microsoft Teams plays at most {limit} prompts at once",
-            limit=str(MAX_PROMPTS),
-        )
+        raise VoicePromptInputError(f"Microsoft Teams plays at most {MAX_PROMPTS} prompts at once")
     media: list[GraphMedia] = []
     for item in items:
         if isinstance(item, Mapping):
@@ -202,24 +214,19 @@ def parse_media(items: Sequence[str | Mapping[str, Any]]) -> list[GraphMedia]:
         else:
             uri, resource_id = item, None
         if not isinstance(uri, str) or not uri.strip():
-            raise _media_error("media_invalid", "Prompt {media} is not a URL", media=str(uri)[:80])
+            raise VoicePromptInputError(f"Prompt {str(uri)[:80]} is not a URL")
         uri = uri.strip()
         if uri.lower().startswith("http://"):
-            raise _media_error(
-                "media_not_https",
-                "Prompt {media} uses http://; Microsoft Teams plays media only from https:// URLs",
-                media=_shown(uri),
+            raise VoicePromptInputError(
+                f"Prompt {_shown(uri)} uses http://; Microsoft Teams plays media only from "
+                "https:// URLs"
             )
         if not uri.lower().startswith("https://") or any(c.isspace() for c in uri):
-            raise _media_error(
-                "media_invalid", "Prompt {media} is not an https:// URL", media=_shown(uri)
-            )
+            raise VoicePromptInputError(f"Prompt {_shown(uri)} is not an https:// URL")
         if resource_id is not None and (
             not isinstance(resource_id, str) or not resource_id.strip()
         ):
-            raise _media_error(
-                "media_invalid", "The resource id of prompt {media} is empty", media=_shown(uri)
-            )
+            raise VoicePromptInputError(f"The resource ID of prompt {_shown(uri)} is empty")
         # Graph caches media by resourceId: the same URL keeps the same id.
         media.append(
             GraphMedia(
@@ -231,9 +238,13 @@ def parse_media(items: Sequence[str | Mapping[str, Any]]) -> list[GraphMedia]:
 
 
 def _shown(uri: str) -> str:
-    """A prompt URL for an error message: its query (signatures, tokens) left out."""
+    """A prompt URL for an error message: user info (passwords) and query left out."""
     base, query, _ = uri.partition("?")
     base = base.partition("#")[0]
+    scheme, sep, rest = base.partition("://")
+    if sep:
+        authority, slash, path = rest.partition("/")
+        base = f"{scheme}{sep}{authority.rpartition('@')[2]}{slash}{path}"
     return base[:120] + ("?…" if query else "")
 
 
@@ -242,17 +253,10 @@ def check_client_context(value: str | None) -> str:
     if value is None or value == "":
         return str(uuid.uuid4())
     if len(value) > MAX_CLIENT_CONTEXT:
-        raise _media_error(
-            "client_context_too_long",
-            "client_context may have at most {limit} characters",
-            limit=str(MAX_CLIENT_CONTEXT),
+        raise VoicePromptInputError(
+            f"client_context may have at most {MAX_CLIENT_CONTEXT} characters"
         )
     return value
-
-
-def _media_error(key: str, message: str, **placeholders: str) -> VoicePromptInputError:
-    placeholders.setdefault("media", "")
-    return VoicePromptInputError(translation_key=key, message=message, **placeholders)
 
 
 def _canonical_id(value: str) -> str:
@@ -309,7 +313,7 @@ class GraphCallTracker:
     def ended(self, call_id: str) -> bool:
         """Whether Graph reported the call terminated."""
         last = self._call_states.get(_norm_id(call_id))
-        return last is not None and last.type == "call_terminated"
+        return last is not None and last.type is GraphEventType.CALL_TERMINATED
 
     async def wait_call(self, call_id: str, within: float) -> GraphEvent:
         """Wait for the call's next state (established or terminated)."""
@@ -358,7 +362,9 @@ def _event_from(item: Mapping[str, Any]) -> GraphEvent | None:
         if status not in ("completed", "failed"):
             return None
         return GraphEvent(
-            "prompt_completed" if status == "completed" else "prompt_failed",
+            GraphEventType.PROMPT_COMPLETED
+            if status == "completed"
+            else GraphEventType.PROMPT_FAILED,
             call_id,
             operation_id,
             opt_str(data.get("clientContext")),
@@ -368,9 +374,13 @@ def _event_from(item: Mapping[str, Any]) -> GraphEvent | None:
         )
     state = str(data.get("state", "")).lower()
     if state == "established":
-        return GraphEvent("call_established", call_id, None, None, code, subcode, message)
+        return GraphEvent(
+            GraphEventType.CALL_ESTABLISHED, call_id, None, None, code, subcode, message
+        )
     if state == "terminated" or item.get("changeType") == "deleted":
-        return GraphEvent("call_terminated", call_id, None, None, code, subcode, message)
+        return GraphEvent(
+            GraphEventType.CALL_TERMINATED, call_id, None, None, code, subcode, message
+        )
     return None
 
 
@@ -461,17 +471,12 @@ class GraphNotificationVerifier:
         host = _host_of(url)
         status, data, _ = await _exchange(self._session, "GET", url, host, self._timeout)
         if status != 200 or data is None:
-            raise VoicePromptResponseError(f"HTTP {status}", host=host)
+            raise VoicePromptResponseError(f"{host} answered HTTP {status}")
         return data
 
 
 def _unauthorized(reason: str) -> VoicePromptAuthenticationError:
-    return VoicePromptAuthenticationError(
-        translation_key="notification_unauthorized",
-        message="Refused a notification: {detail}",
-        detail=reason,
-        host="",
-    )
+    return VoicePromptAuthenticationError(f"Refused a notification: {reason}")
 
 
 def _host_of(url: str) -> str:
@@ -537,7 +542,7 @@ class GraphClient:
                     "@odata.type": "#microsoft.graph.invitationParticipantInfo",
                     "identity": {
                         "@odata.type": "#microsoft.graph.identitySet",
-                        target.kind: {
+                        target.kind.value: {
                             "@odata.type": "#microsoft.graph.identity",
                             "id": target.id,
                         },
@@ -551,11 +556,12 @@ class GraphClient:
             },
             "tenantId": self.tenant_id,
         }
-        if target.kind == "phone":
+        if target.kind is TargetKind.PHONE:
             if not source_instance_id:
                 raise VoicePromptInputError(
-                    translation_key="phone_needs_instance",
-                    message="Calling a phone number needs the application instance id in the integration's options",
+                    "Calling a phone number needs the application instance ID in the "
+                    "integration's options",
+                    target=target.id,
                 )
             body["source"] = {
                 "@odata.type": "#microsoft.graph.participantInfo",
@@ -570,7 +576,7 @@ class GraphClient:
         data = await self._api("POST", "/v1.0/communications/calls", body)
         call_id = data.get("id") if isinstance(data, dict) else None
         if not isinstance(call_id, str) or not call_id:
-            raise VoicePromptResponseError("call created without an id", host=self._graph_host)
+            raise VoicePromptResponseError(f"{self._graph_host} created a call without an ID")
         return call_id
 
     async def get_call(self, call_id: str) -> dict[str, Any]:
@@ -606,7 +612,7 @@ class GraphClient:
         )
         if not isinstance(data, dict) or not isinstance(data.get("id"), str):
             raise VoicePromptResponseError(
-                "playPrompt without an operation id", host=self._graph_host
+                f"{self._graph_host} answered playPrompt without an operation ID"
             )
         code, subcode, message = _result_info(data)
         return GraphOperation(
@@ -651,15 +657,13 @@ class GraphClient:
         try:
             state = await self._wait(
                 self.tracker.wait_call(new_call, establish_timeout),
-                "call_not_established",
-                establish_timeout,
+                f"The call was not answered within {establish_timeout:g} seconds",
             )
-            if state.type != "call_established":
+            if state.type is not GraphEventType.CALL_ESTABLISHED:
                 raise VoicePromptRequestError(
-                    code=str(state.result_code or ""),
-                    translation_key="call_not_answered",
-                    message="The call was not answered ({detail})",
-                    detail=state.result_message or "terminated",
+                    f"The call was not answered ({state.result_message or 'terminated'})",
+                    code=str(state.result_code or "") or None,
+                    target=target.id,
                 )
             operation = await self.play_prompt(new_call, prompts, client_context, loop)
             result = GraphPlayResult(new_call, operation, placed_call=True)
@@ -668,8 +672,8 @@ class GraphClient:
             if not operation.finished:
                 result.final = await self._wait(
                     self.tracker.wait_operation(operation.id, completion_timeout),
-                    "prompt_timeout",
-                    completion_timeout,
+                    "Microsoft Teams did not report the end of the prompts within "
+                    f"{completion_timeout:g} seconds",
                 )
         finally:
             # A call Graph already ended (not answered, callee hung up) needs no DELETE.
@@ -704,16 +708,11 @@ class GraphClient:
 
     # -- internals ------------------------------------------------------------------
 
-    async def _wait(self, waiter: Any, key: str, within: float) -> GraphEvent:
+    async def _wait(self, waiter: Any, timeout_message: str) -> GraphEvent:
         try:
             event: GraphEvent = await waiter
         except TimeoutError:
-            raise VoicePromptTimeoutError(
-                translation_key=key,
-                message="Microsoft Teams did not report back within {timeout} seconds",
-                host="",
-                timeout=f"{within:g}",
-            ) from None
+            raise VoicePromptTimeoutError(timeout_message) from None
         return event
 
     async def _hang_up_quietly(self, call_id: str) -> bool:
@@ -741,9 +740,7 @@ class GraphClient:
         data = await self._token_request()
         token, expires_in = data.get("access_token"), data.get("expires_in")
         if not isinstance(token, str) or not token:
-            raise VoicePromptResponseError(
-                "token reply without access_token", host=self._token_host
-            )
+            raise VoicePromptResponseError(f"{self._token_host} answered without an access token")
         lifetime = (
             float(expires_in)
             if isinstance(expires_in, (int, float, str)) and str(expires_in).isdigit()
@@ -769,14 +766,9 @@ class GraphClient:
         codes = data.get("error_codes") if isinstance(data, dict) else None
         for code in codes if isinstance(codes, list) else []:
             if code in _TOKEN_ERRORS:
-                key, message = _TOKEN_ERRORS[code]
-                raise VoicePromptAuthenticationError(
-                    code=str(code),
-                    translation_key=key,
-                    message=message,
-                    host=host,
-                    tenant=self.tenant_id,
-                    client=self.client_id,
+                cls, message = _TOKEN_ERRORS[code]
+                raise cls(
+                    message.format(tenant=self.tenant_id, client=self.client_id), code=str(code)
                 )
         if (
             status in (400, 401)
@@ -784,9 +776,11 @@ class GraphClient:
             and data.get("error") in ("invalid_client", "unauthorized_client")
         ):
             raise VoicePromptAuthenticationError(
-                host=host, tenant=self.tenant_id, client=self.client_id
+                f"Microsoft Entra ID refused application {self.client_id} in tenant "
+                f"{self.tenant_id} ({data.get('error')})",
+                code=str(status),
             )
-        raise VoicePromptResponseError(f"token endpoint answered HTTP {status}", host=host)
+        raise VoicePromptResponseError(f"The token endpoint {host} answered HTTP {status}")
 
     async def _api(
         self, method: str, path: str, body: dict[str, Any] | None, *, call_id: str = ""
@@ -842,6 +836,7 @@ async def _exchange(
 
     Every failure becomes a VoicePromptError naming the host, never the URL.
     """
+    failure: VoicePromptError | None = None
     try:
         async with session.request(
             method, url, data=data, json=json_body, headers=headers, timeout=client_timeout
@@ -849,29 +844,23 @@ async def _exchange(
             raw = await response.read()
             status = response.status
             retry_after = _retry_after(response.headers.get("Retry-After"))
-    except TimeoutError:
-        raise VoicePromptTimeoutError(host=host, timeout=f"{client_timeout.total:g}") from None
-    except aiohttp.ClientSSLError as err:
-        raise VoicePromptSSLError(type(err).__name__, host=host) from None
-    except aiohttp.ClientError as err:
-        raise VoicePromptConnectionError(type(err).__name__, host=host) from None
+    except (TimeoutError, aiohttp.ClientError) as err:
+        failure = transport_error(err, host, client_timeout.total or 0)
+    if failure is not None:
+        raise failure from None
     parsed: Any = None
     if raw:
         try:
-            parsed = loads(raw)
-        except ValueError:
+            parsed = json.loads(raw)
+        except (ValueError, RecursionError):
             if 200 <= status < 300:
-                raise VoicePromptResponseError("not JSON", host=host) from None
+                raise VoicePromptResponseError(f"{host} answered with something not JSON") from None
     return status, parsed, retry_after
 
 
 def _path_id(call_id: str) -> str:
     if not call_id or not re.fullmatch(r"[0-9A-Za-z-]{1,64}", call_id):
-        raise VoicePromptInputError(
-            translation_key="call_id_invalid",
-            message="'{call_id}' is not a call id",
-            call_id=call_id[:60],
-        )
+        raise VoicePromptInputError(f"{call_id[:60]} is not a call ID")
     return call_id
 
 
@@ -886,47 +875,31 @@ def _graph_error(status: int, data: Any, host: str, call_id: str) -> VoicePrompt
     error = data.get("error") if isinstance(data, dict) else None
     error = error if isinstance(error, dict) else {}
     inner = error.get("innerError") or error.get("innererror") or {}
-    request_id = str(inner.get("request-id", "")) if isinstance(inner, dict) else ""
+    request_id = (str(inner.get("request-id", "")) if isinstance(inner, dict) else "") or "-"
     code = str(error.get("code", status))
-    message = _URL_IN_TEXT.sub(r"\1/…", str(error.get("message", "")))[:300]
-    placeholders = {
-        "host": host,
-        "request_id": request_id or "-",
-        "call_id": call_id,
-        "detail": message,
-    }
+    detail = _URL_IN_TEXT.sub(r"\1\2/…", str(error.get("message", "")))[:300]
     if status == 401:
         return VoicePromptAuthenticationError(
-            code=code,
-            translation_key="graph_unauthorized",
-            message="Microsoft Graph refused the app's token (request id {request_id})",
-            **placeholders,
+            f"Microsoft Graph refused the app's token (request ID {request_id})", code=code
         )
     if status == 403 and code == "7504":
         return VoicePromptRequestError(
+            "The app lacks the Calls.Initiate.All application permission with admin consent "
+            f"(request ID {request_id})",
             code=code,
-            translation_key="graph_permission_missing",
-            message="The app lacks the Calls.Initiate.All permission with admin consent (request id {request_id})",
-            **placeholders,
         )
     if status == 404:
         return VoicePromptInputError(
+            f"Call {call_id} is not known to Microsoft Graph: it ended, or another app placed "
+            f"it (request ID {request_id})",
             code=code,
-            translation_key="graph_call_not_found",
-            message="Call {call_id} is not known to Microsoft Graph: it ended, or another app placed it (request id {request_id})",
-            **placeholders,
         )
     if status in (429, 503):
         return VoicePromptRequestError(
-            code=code,
-            translation_key="graph_throttled",
-            message="Microsoft Graph is busy; try again later (request id {request_id})",
-            **placeholders,
+            f"Microsoft Graph is busy; try again later (request ID {request_id})", code=code
         )
+    reason = f": {detail}" if detail else ""
     return VoicePromptRequestError(
+        f"Microsoft Graph refused the request{reason} (HTTP {status}, request ID {request_id})",
         code=code,
-        translation_key="graph_error",
-        message="Microsoft Graph refused the request: {detail} (HTTP {status}, request id {request_id})",
-        status=str(status),
-        **placeholders,
     )

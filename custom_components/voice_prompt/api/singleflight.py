@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from .errors import VoicePromptError
+from .exceptions import VoicePromptError
 
 
 class SingleFlight[T]:
