@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import datetime as dt
 import functools
 import hashlib
+import http.client
 import json
 import pathlib
 import re
@@ -146,6 +147,16 @@ class RecordedRequest:
 
 
 @dataclass
+class Delivery:
+    """One notification POST the fake made: what a listener on the wire could capture."""
+
+    url: str
+    token: str  # the bearer token it carried
+    body: bytes
+    status: int  # the receiver's HTTP status, 0 when it could not be reached
+
+
+@dataclass
 class FakeCall:
     """A call the fake placed (kept after it ends, for inspection)."""
 
@@ -162,6 +173,29 @@ class FakeCall:
     my_participant_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     result_info: dict[str, Any] | None = None
     keep_alives: int = 0
+
+
+def _post_blocking(url: str, body: bytes, bearer: str, chunked: bool) -> int:
+    """POST body to an http:// URL with http.client; return the status (0: unreachable)."""
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30)
+    headers = {"Authorization": f"Bearer {bearer}", "Content-Type": "application/json"}
+    pieces = (body[start : start + 65536] for start in range(0, len(body), 65536))
+    try:
+        connection.request(
+            "POST",
+            parts.path,
+            body=pieces if chunked else body,
+            headers=headers,
+            encode_chunked=chunked,
+        )
+        response = connection.getresponse()
+        response.read()
+    except OSError:
+        return 0
+    finally:
+        connection.close()
+    return response.status
 
 
 def _result(values: tuple[int, int, str]) -> dict[str, Any]:
@@ -253,6 +287,8 @@ class FakeGraph:
         self.issued_tokens: list[str] = []
         self.calls: dict[str, FakeCall] = {}
         self.notifications: list[tuple[str, int, dict[str, Any]]] = []
+        # Every POST to a receiver, raw (notify, deliver and replay alike).
+        self.deliveries: list[Delivery] = []
         self.notification_base: str | None = None
 
         # Switches / faults.
@@ -266,6 +302,10 @@ class FakeGraph:
         self.http_status: int | None = None
         self.garbage = False
         self.latency = 0.0
+        # Seconds the calls API waits after acting before it answers: the notifications
+        # it sends meanwhile overtake its reply (Graph does that, a call's "established"
+        # can come before the reply to create it).
+        self.reply_delay = 0.0
         # Extras: "establishing"/"terminating" notifications as in the docs; Graph's upper-case,
         # dash-less ids in operation resourceUrls; TLS checks of https callbacks; delivery timeout.
         self.interim_notifications = False
@@ -449,10 +489,6 @@ class FakeGraph:
         unknown call and RuntimeError when the fake is not started.
         """
         call = self.calls[call_id]
-        session = self._session
-        if session is None:
-            msg = "fake Graph not started"
-            raise RuntimeError(msg)
         url_path = resource_url or f"/communications/calls/{call_id}"
         legacy = url_path
         if url_path.startswith("/communications/calls/"):
@@ -471,18 +507,76 @@ class FakeGraph:
             ],
         }
         url = self._delivery_url(call.callback_uri)
+        status, detail = await self._post(url, json.dumps(payload).encode(), token)
+        self.notifications.append((url, status, payload))
+        self._log(
+            f"notified {_short_url(url)} → {status or 'unreachable'}{detail} "
+            f"[{change_type}: {self._describe(call_id, resource_data)}]"
+        )
+        return status
+
+    def callback_url(self, call_id: str) -> str:
+        """Return where the fake delivers call_id's notifications."""
+        return self._delivery_url(self.calls[call_id].callback_uri)
+
+    async def deliver(
+        self,
+        url: str,
+        body: bytes,
+        *,
+        token: str | None = None,
+        chunked: bool = False,
+        in_thread: bool = False,
+    ) -> int:
+        """POST any body to a receiver with a valid token (or ``token``); return the status.
+
+        Forged bodies under a real token, over-size bodies, bodies without a
+        Content-Length (``chunked``, sent in 64 KiB pieces): what someone who captured a
+        token, or Graph at its worst, could send. ``in_thread`` sends from another thread
+        (plain http, http.client) like another machine would: the receiver's event loop
+        then does none of the sending, so what it spends is the receiver's own work.
+        """
+        if not in_thread:
+            status, _ = await self._post(url, body, token, chunked=chunked)
+            return status
+        bearer = self.make_jwt() if token is None else token
+        status = await asyncio.to_thread(_post_blocking, url, body, bearer, chunked)
+        self.deliveries.append(Delivery(url, bearer, body, status))
+        return status
+
+    async def replay(self, delivery: Delivery, times: int = 1) -> list[int]:
+        """Send a captured delivery again, byte for byte with its own token; the statuses."""
+        statuses = []
+        for _ in range(times):
+            status, _ = await self._post(delivery.url, delivery.body, delivery.token)
+            statuses.append(status)
+        return statuses
+
+    async def _post(
+        self, url: str, body: bytes, token: str | None, *, chunked: bool = False
+    ) -> tuple[int, str]:
+        """One signed POST: (status or 0, a note on why it failed); recorded in deliveries."""
+        session = self._session
+        if session is None:
+            msg = "fake Graph not started"
+            raise RuntimeError(msg)
         bearer = self.make_jwt() if token is None else token
         headers = {
             "Authorization": f"Bearer {bearer}",
             "Content-Type": "application/json",
             "Client-Request-Id": str(uuid.uuid4()),
         }
+
+        async def pieces() -> Any:
+            for start in range(0, len(body), 65536):
+                yield body[start : start + 65536]
+
         status = 0
         detail = ""
         try:
             async with session.post(
                 url,
-                data=json.dumps(payload).encode(),
+                data=pieces() if chunked else body,
                 headers=headers,
                 timeout=aiohttp.ClientTimeout(total=self.notify_timeout),
                 allow_redirects=False,
@@ -492,12 +586,8 @@ class FakeGraph:
                 status = response.status
         except (aiohttp.ClientError, OSError, TimeoutError) as err:
             detail = f" ({type(err).__name__})"
-        self.notifications.append((url, status, payload))
-        self._log(
-            f"notified {_short_url(url)} → {status or 'unreachable'}{detail} "
-            f"[{change_type}: {self._describe(call_id, resource_data)}]"
-        )
-        return status
+        self.deliveries.append(Delivery(url, bearer, body, status))
+        return status, detail
 
     async def hang_up(
         self,
@@ -772,6 +862,8 @@ class FakeGraph:
                 response = self._graph_error(err.status, err.code, err.message)
         record.reply_status = response.status
         self._log(self._note or f"{request.method} {request.path} → {response.status}")
+        if 200 <= response.status < 300:
+            await self._sleep(self.reply_delay)
         return response
 
     def _graph_faults(self, request: web.Request) -> web.Response | None:

@@ -2,15 +2,18 @@
 
 No Home Assistant imports: the caller injects an ``aiohttp.ClientSession`` and feeds
 the notifications Graph posts to its callback URL into :meth:`GraphClient.handle_notification`
-after checking them with :class:`GraphNotificationVerifier`.
+(or the raw body into ``client.tracker.handle_body``) after checking them with
+:class:`GraphNotificationVerifier`. The client's :class:`GraphCallTracker` decides what a
+notification means: each thing told acts once, only for calls the client placed, with
+bounded work and memory, and refusals are counted and logged quietly.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections import OrderedDict, deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from enum import StrEnum
 import json
 import logging
@@ -54,8 +57,30 @@ MAX_TRIES: Final = 3
 MAX_RETRY_WAIT: Final = 30.0
 # Re-read the signing keys for an unknown key id at most this often.
 KEYS_REFRESH_INTERVAL: Final = 60.0
-# Notifications remembered for waiters that start after the notification arrived.
+# Notifications remembered for waiters that start after the notification arrived, and
+# calls whose notifications count.
 _MEMORY: Final = 512
+
+# -- what a notification may be (the callback is on the internet) --------------------
+# Graph posts one commsNotifications body per change, its ``value`` a batch of a few
+# items (a call's state, an operation's result, a participants update) of 1-3 KB each.
+# A call placed here tells about five things in its whole life: establishing,
+# established, the prompts' result, terminating, terminated.
+MAX_NOTIFICATION_BYTES: Final = 256 * 1024  # a hundred real ones; larger is not parsed
+MAX_NOTIFICATION_ITEMS: Final = 20  # items after these are not read
+# Graph can be faster than its own reply to create_call: a notification for a call not
+# known yet is held until the reply (at most the request timeout) plus this margin, and
+# at most _MAX_HELD of them.
+HOLD_MARGIN: Final = 5.0
+_MAX_HELD: Final = 32
+# A call's notifications count until this long after its end (a prompt that the hang-up
+# cancelled is reported after the call ended), or this long if no end is ever reported.
+CALL_GRACE: Final = 60.0
+MAX_CALL_LIFE: Final = 24 * 3600.0
+# Operations remembered per call as having acted (beyond it the oldest is forgotten).
+_MAX_OPERATIONS_PER_CALL: Final = 64
+# Repeats of a refusal are summarised in one log line at most this often.
+SUMMARY_INTERVAL: Final = 60.0
 
 _GUID: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
 _E164: Final = re.compile(r"\+[1-9][0-9]{6,14}")
@@ -272,30 +297,296 @@ def _norm_id(value: str) -> str:
     return value.replace("-", "").lower()
 
 
-class GraphCallTracker:
-    """Turns notifications into events and wakes whoever waits for them.
+class NotificationDrop(StrEnum):
+    """Why a notification, or part of one, did nothing (the webhook's answer in brackets)."""
 
-    It remembers recent states so a waiter that starts after its notification arrived
-    (Graph can be faster than our own HTTP reply) still sees it.
+    UNAUTHORIZED = "unauthorized"  # (401) its bearer token was refused
+    TOO_LARGE = "too_large"  # (413) its body is over MAX_NOTIFICATION_BYTES
+    NOT_JSON = "not_json"  # (400) its body is not a JSON object
+    TOO_MANY_ITEMS = "too_many_items"  # (202) items beyond MAX_NOTIFICATION_ITEMS were not read
+    UNKNOWN_CALL = "unknown_call"  # (202) about a call not placed here, or one long ended
+    DUPLICATE = "duplicate"  # (202) told already: Graph delivers at least once
+
+
+_REFUSED_KINDS: Final = (
+    NotificationDrop.UNAUTHORIZED,
+    NotificationDrop.TOO_LARGE,
+    NotificationDrop.NOT_JSON,
+)
+_IGNORED_KINDS: Final = (
+    NotificationDrop.TOO_MANY_ITEMS,
+    NotificationDrop.UNKNOWN_CALL,
+    NotificationDrop.DUPLICATE,
+)
+# The first line of each kind says what and why; duplicates are normal (Graph delivers
+# at least once) and get no line.
+_DROP_LINES: Final = {
+    NotificationDrop.UNAUTHORIZED: ("Refused", "its token was refused ({detail})"),
+    NotificationDrop.TOO_LARGE: ("Refused", f"its body is over {MAX_NOTIFICATION_BYTES} bytes"),
+    NotificationDrop.NOT_JSON: ("Refused", "its body is not a JSON object"),
+    NotificationDrop.TOO_MANY_ITEMS: (
+        "Read part of",
+        f"it had {{detail}} items and only the first {MAX_NOTIFICATION_ITEMS} were read",
+    ),
+    NotificationDrop.UNKNOWN_CALL: (
+        "Ignored",
+        "it is about a call not placed (or played into) here, or one that ended more than "
+        f"{CALL_GRACE:g} s ago",
+    ),
+}
+# How every refusal of the verifier and the tracker begins.
+_REFUSED: Final = "Refused a notification: "
+_FIRST_LINE: Final = (
+    "%s a notification for %s: %s; repeats are counted in the diagnostics and summarised "
+    f"at most every {SUMMARY_INTERVAL:g} s"
+)
+
+
+class GraphNotificationError(ValueError):
+    """A notification body that cannot be read; ``kind`` is TOO_LARGE or NOT_JSON.
+
+    Not a VoicePromptError: it never leaves the webhook, which answers it with a status.
     """
 
-    def __init__(self) -> None:
-        """Start empty."""
+    def __init__(self, kind: NotificationDrop) -> None:
+        """Refused as ``kind``."""
+        super().__init__(f"{_REFUSED}{kind}")
+        self.kind = kind
+
+
+class _DropLog:
+    """Counts what did nothing, and says so without flooding the log.
+
+    The first of each kind is logged with its reason; later ones are summarised in one
+    line at most every SUMMARY_INTERVAL seconds (the first one after that writes it, and
+    closing writes what is left). The counts stay for diagnostics.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.counts: dict[NotificationDrop, int] = dict.fromkeys(NotificationDrop, 0)
+        self._told: set[NotificationDrop] = set()
+        self._pending: dict[NotificationDrop, int] = {}
+        self._since: float | None = None  # when the current summary window began
+
+    def note(self, kind: NotificationDrop, detail: str = "") -> None:
+        self.counts[kind] += 1
+        if kind is NotificationDrop.DUPLICATE:
+            return
+        now = time.monotonic()
+        if self._since is None:
+            self._since = now
+        if kind not in self._told:
+            self._told.add(kind)
+            verb, what = _DROP_LINES[kind]
+            _LOGGER.warning(_FIRST_LINE, verb, self.name, what.format(detail=detail))
+            return
+        self._pending[kind] = self._pending.get(kind, 0) + 1
+        if now - self._since >= SUMMARY_INTERVAL:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the summary of the repeats counted since the last line, if any."""
+        now = time.monotonic()
+        if self._pending:
+            parts = ", ".join(f"{kind} {count:,}" for kind, count in self._pending.items())
+            total = sum(self._pending.values())
+            _LOGGER.warning(
+                "Refused or ignored %s more notification%s for %s in the last %d s (%s)",
+                f"{total:,}",
+                "" if total == 1 else "s",
+                self.name,
+                round(now - (self._since or now)),
+                parts,
+            )
+            self._pending.clear()
+        self._since = now
+
+
+@dataclass(slots=True)
+class _Call:
+    """A call whose notifications count: when it began and ended, and what it told."""
+
+    since: float
+    ended: float | None = None
+    # What acted already: the call's states, and its operations (ordered, oldest first).
+    states: set[GraphEventType] = field(default_factory=set)
+    operations: dict[str, None] = field(default_factory=dict)
+
+    def tell(self, event: GraphEvent, now: float) -> bool:
+        """Note what the event tells; False when it was told before (or cannot be new)."""
+        if event.operation_id is not None:
+            operation = _norm_id(event.operation_id)
+            if operation in self.operations:
+                return False
+            self.operations[operation] = None
+            if len(self.operations) > _MAX_OPERATIONS_PER_CALL:
+                del self.operations[next(iter(self.operations))]
+            return True
+        # A call is established once and ends once; an ended call does not come back.
+        if event.type in self.states or self.ended is not None:
+            return False
+        self.states.add(event.type)
+        if event.type is GraphEventType.CALL_TERMINATED:
+            self.ended = now
+        return True
+
+    def live(self, now: float) -> bool:
+        if self.ended is not None:
+            return now - self.ended <= CALL_GRACE
+        return now - self.since <= MAX_CALL_LIFE
+
+
+class GraphCallTracker:
+    """Decides what a verified notification means; wakes whoever waits for it.
+
+    Each thing a notification tells acts once: a call's ``established`` and ``terminated``,
+    an operation's result; later copies (Graph delivers at least once, anyone who captured
+    one can replay it) are ignored. With ``known_calls_only`` (what a GraphClient uses)
+    only calls it was told of with :meth:`register` count, from then until ``CALL_GRACE``
+    seconds after their end; a notification for a call not known yet is held for
+    ``hold_seconds`` (Graph can be faster than its own reply to create_call) and acts
+    when the call is registered in time. Without it, every call counts from its first
+    notification (for applications that place calls elsewhere).
+
+    Events go to the listeners (:meth:`add_listener`) as they act; recent states are kept
+    so a waiter that starts after its notification arrived still sees it. Memory is
+    bounded: calls, held notifications, states and per-call records are capped.
+    """
+
+    def __init__(
+        self,
+        *,
+        known_calls_only: bool = False,
+        hold_seconds: float = DEFAULT_TIMEOUT + HOLD_MARGIN,
+        name: str = "Microsoft Graph",
+    ) -> None:
+        """Start empty; ``name`` is how log lines call the notifications' receiver."""
+        self._known_calls_only = known_calls_only
+        self._hold_seconds = hold_seconds
+        self._log = _DropLog(name)
+        self._calls: OrderedDict[str, _Call] = OrderedDict()
+        self._held: deque[tuple[float, GraphEvent]] = deque()
+        self._listeners: list[Callable[[GraphEvent], None]] = []
         self._call_states: OrderedDict[str, GraphEvent] = OrderedDict()
         self._operations: OrderedDict[str, GraphEvent] = OrderedDict()
         self._waiters: dict[tuple[str, str], list[asyncio.Future[GraphEvent]]] = {}
 
+    @property
+    def name(self) -> str:
+        """How log lines call the receiver (an entry's title, say)."""
+        return self._log.name
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self._log.name = value
+
+    def add_listener(self, listener: Callable[[GraphEvent], None]) -> Callable[[], None]:
+        """Call ``listener`` with every event that acts; return what removes it."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def register(self, call_id: str) -> list[GraphEvent]:
+        """A call this application placed (or played into): its notifications count.
+
+        What was held for it acts now, in the order it came; those events are returned
+        (and given to the listeners).
+        """
+        now = time.monotonic()
+        self._expire_held(now)
+        key = _norm_id(call_id)
+        known = self._calls.get(key)
+        self._remember_call(key, known if known is not None and known.live(now) else _Call(now))
+        mine = [event for _, event in self._held if _norm_id(event.call_id) == key]
+        if not mine:
+            return []
+        self._held = deque(item for item in self._held if _norm_id(item[1].call_id) != key)
+        return [event for event in mine if self._act(event, now)]
+
+    def refuse(self, kind: NotificationDrop, error: VoicePromptError | None = None) -> None:
+        """Count (and quietly log) a notification refused before its body was read.
+
+        ``error`` is why, for UNAUTHORIZED: what the verifier raised.
+        """
+        self._log.note(kind, error.message.removeprefix(_REFUSED) if error is not None else "")
+
+    def handle_body(self, raw: bytes) -> list[GraphEvent]:
+        """Read a raw ``commsNotifications`` body (already verified); return what acted.
+
+        Raises GraphNotificationError (counted) for a body over MAX_NOTIFICATION_BYTES
+        (not parsed at all) or one that is not a JSON object.
+        """
+        if len(raw) > MAX_NOTIFICATION_BYTES:
+            self._log.note(NotificationDrop.TOO_LARGE)
+            raise GraphNotificationError(NotificationDrop.TOO_LARGE)
+        try:
+            payload = json.loads(raw)
+        except (ValueError, RecursionError):
+            payload = None
+        if not isinstance(payload, dict):
+            self._log.note(NotificationDrop.NOT_JSON)
+            raise GraphNotificationError(NotificationDrop.NOT_JSON)
+        return self.handle(payload)
+
     def handle(self, payload: Mapping[str, Any]) -> list[GraphEvent]:
-        """Read a ``commsNotifications`` body; return the events it carries."""
+        """Read a ``commsNotifications`` object; return the events that acted.
+
+        At most MAX_NOTIFICATION_ITEMS items are read (Graph sends a handful).
+        """
         values = payload.get("value")
         if not isinstance(values, list):
             return []
+        if len(values) > MAX_NOTIFICATION_ITEMS:
+            self._log.note(NotificationDrop.TOO_MANY_ITEMS, f"{len(values):,}")
+            values = values[:MAX_NOTIFICATION_ITEMS]
+        now = time.monotonic()
+        self._expire_held(now)
         events: list[GraphEvent] = []
         for item in values:
-            if isinstance(item, Mapping) and (event := _event_from(item)) is not None:
+            if not isinstance(item, Mapping) or (event := _event_from(item)) is None:
+                continue
+            if self._known(event, now) and self._act(event, now):
                 events.append(event)
-                self._record(event)
         return events
+
+    def _known(self, event: GraphEvent, now: float) -> bool:
+        """Whether the event's call counts now; an unknown call's event is held or dropped."""
+        key = _norm_id(event.call_id)
+        call = self._calls.get(key)
+        if call is not None and call.live(now):
+            return True
+        if not self._known_calls_only:
+            self._remember_call(key, _Call(now))
+            return True
+        if call is not None:  # ended more than CALL_GRACE ago: its news is old
+            self._log.note(NotificationDrop.UNKNOWN_CALL)
+            return False
+        if len(self._held) >= _MAX_HELD:
+            self._held.popleft()
+            self._log.note(NotificationDrop.UNKNOWN_CALL)
+        self._held.append((now, event))
+        return False
+
+    def _act(self, event: GraphEvent, now: float) -> bool:
+        """Record the event of a known call once; False for a copy of something told."""
+        if not self._calls[_norm_id(event.call_id)].tell(event, now):
+            self._log.note(NotificationDrop.DUPLICATE)
+            return False
+        self._record(event)
+        for listener in list(self._listeners):
+            listener(event)
+        return True
+
+    def _remember_call(self, key: str, call: _Call) -> None:
+        self._calls[key] = call
+        self._calls.move_to_end(key)
+        while len(self._calls) > _MEMORY:
+            self._calls.popitem(last=False)
+
+    def _expire_held(self, now: float) -> None:
+        while self._held and now - self._held[0][0] > self._hold_seconds:
+            self._held.popleft()
+            self._log.note(NotificationDrop.UNKNOWN_CALL)
 
     def _record(self, event: GraphEvent) -> None:
         if event.operation_id is not None:
@@ -340,12 +631,25 @@ class GraphCallTracker:
                 if not waiters:
                     del self._waiters[key]
 
+    def diagnostics(self) -> dict[str, Any]:
+        """Calls that count now, notifications held, and what was refused or ignored."""
+        now = time.monotonic()
+        self._expire_held(now)
+        counts = self._log.counts
+        return {
+            "calls": sum(call.live(now) for call in self._calls.values()),
+            "held": len(self._held),
+            "refused": {str(kind): counts[kind] for kind in _REFUSED_KINDS},
+            "ignored": {str(kind): counts[kind] for kind in _IGNORED_KINDS},
+        }
+
     def close(self) -> None:
-        """Cancel every waiter (the entry is unloading)."""
+        """Cancel every waiter (the entry is unloading) and write the last summary."""
         for futures in self._waiters.values():
             for future in futures:
                 future.cancel()
         self._waiters.clear()
+        self._log.flush()
 
 
 def _event_from(item: Mapping[str, Any]) -> GraphEvent | None:
@@ -476,7 +780,7 @@ class GraphNotificationVerifier:
 
 
 def _unauthorized(reason: str) -> VoicePromptAuthenticationError:
-    return VoicePromptAuthenticationError(f"Refused a notification: {reason}")
+    return VoicePromptAuthenticationError(f"{_REFUSED}{reason}")
 
 
 def _host_of(url: str) -> str:
@@ -510,7 +814,12 @@ class GraphClient:
         self._token: str | None = None
         self._token_expires = 0.0
         self._token_flight: SingleFlight[str] = SingleFlight()
-        self.tracker = GraphCallTracker()
+        # Only the calls this client placed or played into produce events.
+        self.tracker = GraphCallTracker(
+            known_calls_only=True,
+            hold_seconds=request_timeout + HOLD_MARGIN,
+            name=f"application {client_id}",
+        )
         self.token_requests = 0
         self.requests = 0
         self.retries = 0
@@ -577,6 +886,7 @@ class GraphClient:
         call_id = data.get("id") if isinstance(data, dict) else None
         if not isinstance(call_id, str) or not call_id:
             raise VoicePromptResponseError(f"{self._graph_host} created a call without an ID")
+        self.tracker.register(call_id)  # what Graph told before this reply acts now
         return call_id
 
     async def get_call(self, call_id: str) -> dict[str, Any]:
@@ -615,6 +925,7 @@ class GraphClient:
                 f"{self._graph_host} answered playPrompt without an operation ID"
             )
         code, subcode, message = _result_info(data)
+        self.tracker.register(call_id)  # Graph let this app play into it: it is ours
         return GraphOperation(
             id=data["id"],
             status=str(data.get("status", "")),

@@ -29,8 +29,15 @@ from ..api import (
     parse_media,
     parse_target,
 )
-from ..api.graph import GRAPH_BASE, LOGIN_BASE, OPENID_CONFIG_URL
-from ..const import DOMAIN, LOGGER
+from ..api.graph import (
+    GRAPH_BASE,
+    LOGIN_BASE,
+    MAX_NOTIFICATION_BYTES,
+    OPENID_CONFIG_URL,
+    GraphNotificationError,
+    NotificationDrop,
+)
+from ..const import DOMAIN
 from ..validation import vol
 from .base import (
     Backend,
@@ -75,6 +82,8 @@ _STATUS: Final = {
     GraphEventType.PROMPT_FAILED: CallStatus.FAILED,
     GraphEventType.CALL_TERMINATED: CallStatus.ENDED,
 }
+# How the webhook answers a body the tracker refused.
+_REFUSED_STATUS: Final = {NotificationDrop.TOO_LARGE: 413, NotificationDrop.NOT_JSON: 400}
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +131,9 @@ class TeamsBackend(Backend):
         """Build the client and the notification checker on the shared session."""
         super().__init__(hass, entry)
         self.client = _client(hass, entry.data)
+        # The tracker decides which notifications act; the entity hears what acted.
+        self.client.tracker.name = entry.title
+        self.client.tracker.add_listener(self._report)
         self.verifier = GraphNotificationVerifier(
             async_get_clientsession(hass),
             entry.data[CONF_CLIENT_ID],
@@ -252,30 +264,41 @@ class TeamsBackend(Backend):
         return PlayResult(calls=[call])
 
     def diagnostics(self) -> dict[str, Any]:
-        """The client's token state and counters."""
-        return {"client": self.client.diagnostics()}
+        """The client's token state and counters; what notifications were refused or ignored."""
+        return {
+            "client": self.client.diagnostics(),
+            "notifications": self.client.tracker.diagnostics(),
+        }
 
     # -- internals ------------------------------------------------------------------------
 
     async def _async_handle_webhook(
         self, hass: HomeAssistant, webhook_id: str, request: web.Request
     ) -> web.Response:
-        """Check the Bot Framework token first; only then read and act on the body."""
+        """Check the Bot Framework token, read a bounded body, and let the tracker act.
+
+        Only verified senders get their body read, at most MAX_NOTIFICATION_BYTES of it.
+        The tracker counts every refusal and logs it quietly; whatever it does not act on
+        (a copy, a call not placed here) is still acknowledged with 202, as Graph expects.
+        """
+        tracker = self.client.tracker
         try:
             await self.verifier.verify(request.headers.get("Authorization"))
         except VoicePromptAuthenticationError as err:
-            LOGGER.warning("Refused a notification for %s: %s", self.entry.title, err)
+            tracker.refuse(NotificationDrop.UNAUTHORIZED, err)
             return web.Response(status=401)
+        body = await _read_body(request, MAX_NOTIFICATION_BYTES)
+        if body is None:
+            tracker.refuse(NotificationDrop.TOO_LARGE)
+            return web.Response(status=413)
         try:
-            payload = await request.json()
-        except ValueError:
-            return web.Response(status=400)
-        if not isinstance(payload, dict):
-            return web.Response(status=400)
-        # Cheap and non-blocking: resolve waiters, fire entity events, then answer 202.
-        for event in self.client.handle_notification(payload):
-            self.async_report(_call_event(event))
+            tracker.handle_body(body)  # the listener reports what acted
+        except GraphNotificationError as err:
+            return web.Response(status=_REFUSED_STATUS[err.kind])
         return web.Response(status=202)
+
+    def _report(self, event: GraphEvent) -> None:
+        self.async_report(_call_event(event))
 
     def _external_url(self) -> str | None:
         """The instance's external HTTPS URL (Microsoft must reach it), kept in a repair."""
@@ -340,6 +363,21 @@ def _client(hass: HomeAssistant, data: Mapping[str, Any]) -> GraphClient:
         login_base=GRAPH_ENDPOINTS.login_base,
         graph_base=GRAPH_ENDPOINTS.graph_base,
     )
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes | None:
+    """The request's body, or None as soon as it proves longer than ``limit`` bytes.
+
+    Not ``request.json()``: that reads up to Home Assistant's 16 MB and raises beyond.
+    """
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    body = bytearray()
+    while chunk := await request.content.read(limit + 1 - len(body)):
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
 
 
 def _call_event(event: GraphEvent) -> CallEvent:
