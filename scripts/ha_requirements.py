@@ -23,7 +23,7 @@ from homeassistant import bootstrap
 HA = Path(homeassistant.__file__).parent
 ROOT = Path(__file__).resolve().parent.parent
 # configuration.yaml of scripts/run_ha.py, and what onboarding sets up (met, radio, ...).
-CONFIGURED = {"frontend", "config", "http", "logger", "automation", "script", "scene"}
+CONFIGURED = {"frontend", "config", "http", "logger", "automation", "script", "scene", "tts"}
 ONBOARDING = {"google_translate", "met", "radio_browser", "shopping_list"}
 # bootstrap's sets of integrations set up whatever the configuration says.
 ALWAYS = ("CORE_INTEGRATIONS", "FRONTEND_INTEGRATIONS", "DEFAULT_INTEGRATIONS")

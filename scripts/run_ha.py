@@ -40,6 +40,9 @@ GRAPH_APP = {
     "client_secret": "graph-secret-value",
 }
 TEAMS_USER = "6e5b5c1a-0d3e-4b8f-9a0c-2f4d6b8a1c3e"
+# The P-Series simulator's API application (tests/fakes/yeastar_p.py).
+P_APP = {"client_id": "vp-demo-client", "client_secret": "VoicePrompt-P-Secret1"}
+DEMO_TTS = ROOT / "scripts" / "demo_tts" / "espeak_demo"
 # Microsoft must reach Home Assistant over HTTPS; the simulator delivers to the real
 # local port instead, so any https:// name works here.
 DEMO_EXTERNAL_URL = "https://ha.example.test"
@@ -60,6 +63,10 @@ http:
   server_port: {port}
 frontend:
 config:
+# A spoken message needs a text-to-speech engine: Debian's espeak-ng, offline
+# (scripts/demo_tts/espeak_demo, a demo-only platform, not part of Voice Prompt).
+tts:
+  - platform: espeak_demo
 logger:
   default: warning
   logs:
@@ -94,10 +101,11 @@ def prepare_config(config_dir: Path, port: int, mode: str, external_url: str | N
     """Write configuration.yaml and link this repository's integration into it."""
     components = config_dir / "custom_components"
     components.mkdir(parents=True, exist_ok=True)
-    link = components / DOMAIN
-    if link.is_symlink() or link.exists():
-        link.unlink()
-    link.symlink_to(ROOT / "custom_components" / DOMAIN, target_is_directory=True)
+    for name, source in ((DOMAIN, ROOT / "custom_components" / DOMAIN), ("espeak_demo", DEMO_TTS)):
+        link = components / name
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(source, target_is_directory=True)
     config = CONFIGURATION_YAML.format(port=port, mode=mode)
     if external_url:
         config = config.replace(
@@ -106,37 +114,26 @@ def prepare_config(config_dir: Path, port: int, mode: str, external_url: str | N
     (config_dir / "configuration.yaml").write_text(config, encoding="utf-8")
 
 
-def start_simulator(port: int, log: Any) -> subprocess.Popen[bytes]:
-    """Start the fake Yeastar PBX (the one the tests use) as a program."""
+def start_fake(module: str, port: int, log: Any, *options: str) -> subprocess.Popen[bytes]:
+    """Start one of the fakes the tests use (``tests.fakes.<module>``) as a program."""
     return subprocess.Popen(
-        [sys.executable, "-u", "-m", "tests.fakes.yeastar", "--port", str(port)],
+        [sys.executable, "-u", "-m", f"tests.fakes.{module}", "--port", str(port), *options],
         cwd=ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,
     )
 
 
-def start_graph_simulator(port: int, ha_port: int, log: Any) -> subprocess.Popen[bytes]:
-    """Start the fake Microsoft Graph, delivering notifications to Home Assistant's port."""
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-u",
-            "-m",
-            "tests.fakes.graph",
-            "--port",
-            str(port),
-            "--notification-base",
-            f"http://127.0.0.1:{ha_port}",
-            "--notify-delay",
-            "0.3",
-            "--prompt-seconds",
-            "0.5",
-        ],
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+def graph_options(ha_port: int) -> list[str]:
+    """The Graph simulator delivers notifications to Home Assistant's own port."""
+    return [
+        "--notification-base",
+        f"http://127.0.0.1:{ha_port}",
+        "--notify-delay",
+        "0.3",
+        "--prompt-seconds",
+        "0.5",
+    ]
 
 
 def home_assistant_command(config_dir: Path) -> list[str]:
@@ -181,7 +178,8 @@ def start_home_assistant(
         env["VOICE_PROMPT_GRAPH_SIMULATOR"] = graph_simulator
     return subprocess.Popen(
         home_assistant_command(config_dir),
-        cwd=ROOT,
+        # Not the repository: its custom_components/ would hide the config's (espeak_demo).
+        cwd=config_dir,
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,
@@ -272,10 +270,10 @@ async def onboard(session: aiohttp.ClientSession, base: str) -> str:
     return token
 
 
-async def add_pbx(
-    session: aiohttp.ClientSession, base: str, token: str, pbx: Pbx
+async def add_entry(
+    session: aiohttp.ClientSession, base: str, token: str, step: str, form: dict[str, Any]
 ) -> dict[str, Any]:
-    """Walk the config flow over REST: menu → yeastar form → entry."""
+    """Walk the config flow over REST as the UI does: menu → ``step``'s form → entry."""
     headers = {"Authorization": f"Bearer {token}"}
     flow_url = f"{base}/api/config/config_entries/flow"
 
@@ -287,50 +285,40 @@ async def add_pbx(
             return data
 
     menu = await post(flow_url, {"handler": DOMAIN, "show_advanced_options": False})
-    show("config flow opened", {k: menu.get(k) for k in ("type", "step_id", "menu_options")})
-    form = await post(f"{flow_url}/{menu['flow_id']}", {"next_step_id": "yeastar"})
-    show("menu → yeastar", {k: form.get(k) for k in ("type", "step_id")})
-    result = await post(
-        f"{flow_url}/{menu['flow_id']}",
-        {
-            "host": pbx.host,
-            "port": pbx.port,
-            "username": pbx.username,
-            "password": pbx.password,
-            "verify_ssl": pbx.verify_ssl,
-        },
+    shown = await post(f"{flow_url}/{menu['flow_id']}", {"next_step_id": step})
+    show(
+        f"menu {menu.get('menu_options')} → {step}", {k: shown.get(k) for k in ("type", "step_id")}
     )
+    result = await post(f"{flow_url}/{menu['flow_id']}", form)
     if result.get("type") != "create_entry":
-        raise DemoError(f"the flow did not create an entry: {result.get('errors') or result}")
-    entry = result["result"]
+        raise DemoError(
+            f"the {step} flow did not create an entry: {result.get('errors') or result}"
+        )
+    entry = dict(result["result"])
     show(
         "form submitted",
-        {
-            "type": result["type"],
-            "title": result["title"],
-            "entry_id": entry["entry_id"],
-            "state": entry.get("state"),
-        },
+        {"title": result["title"], "entry_id": entry["entry_id"], "state": entry.get("state")},
     )
-    return dict(entry)
+    return entry
+
+
+async def add_pbx(
+    session: aiohttp.ClientSession, base: str, token: str, pbx: Pbx
+) -> dict[str, Any]:
+    """A Yeastar S-Series PBX with API username and password."""
+    form = {
+        "host": pbx.host,
+        "port": pbx.port,
+        "username": pbx.username,
+        "password": pbx.password,
+        "verify_ssl": pbx.verify_ssl,
+    }
+    return await add_entry(session, base, token, "yeastar", form)
 
 
 async def add_graph(session: aiohttp.ClientSession, base: str, token: str) -> dict[str, Any]:
-    """Config flow over REST: menu → graph form → entry (against the Graph simulator)."""
-    headers = {"Authorization": f"Bearer {token}"}
-    flow_url = f"{base}/api/config/config_entries/flow"
-    async with session.post(flow_url, json={"handler": DOMAIN}, headers=headers) as response:
-        menu = await response.json()
-    step_url = f"{flow_url}/{menu['flow_id']}"
-    async with session.post(step_url, json={"next_step_id": "graph"}, headers=headers) as response:
-        form = await response.json()
-    show("menu → graph", {k: form.get(k) for k in ("type", "step_id")})
-    async with session.post(step_url, json=GRAPH_APP, headers=headers) as response:
-        result = await response.json()
-    if result.get("type") != "create_entry":
-        raise DemoError(f"the Teams flow did not create an entry: {result.get('errors') or result}")
-    show("Teams form submitted", {"type": result["type"], "title": result["title"]})
-    return dict(result["result"])
+    """The Graph simulator's Teams app."""
+    return await add_entry(session, base, token, "graph", GRAPH_APP)
 
 
 async def play(
@@ -405,6 +393,26 @@ async def pbx_demo(
     check_calls(many, len(extensions))
 
 
+async def p_series_demo(session: aiohttp.ClientSession, base: str, token: str, port: int) -> None:
+    """Add the P-Series simulator; a prompt with repeat and volume, then a spoken message."""
+    form = {"host": "127.0.0.1", "port": port, **P_APP, "verify_ssl": False}
+    entry = await add_entry(session, base, token, "yeastar_p", form)
+    prompt = {"config_entry_id": entry["entry_id"], "target": "1000", "prompt": "doorbell"}
+    played = await call_action(session, base, token, prompt | {"repeat": 2, "volume": 12})
+    show("P-Series: response (prompt, repeat 2, volume 12)", played)
+    spoken = {
+        "config_entry_id": entry["entry_id"],
+        "target": ["1000", "6300"],  # an extension and a paging group
+        "message": "Lunch is ready in the kitchen.",
+        # Onboarding adds Google Translate's engine, which needs the internet.
+        "tts_engine": "espeak_demo",
+    }
+    said = await call_action(session, base, token, spoken)
+    show("P-Series: response (a spoken message to an extension and a paging group)", said)
+    check_calls(played, 1)
+    check_calls(said, 2)
+
+
 async def teams_demo(session: aiohttp.ClientSession, base: str, token: str) -> None:
     """Add the Graph simulator's app and call a Teams user: place, play, hang up."""
     teams = await add_graph(session, base, token)
@@ -422,72 +430,100 @@ async def teams_demo(session: aiohttp.ClientSession, base: str, token: str) -> N
         raise DemoError(f"the Teams call did not complete: {response}")
 
 
+class Processes:
+    """The programs a demo started, each with its log file; stopped together, last first."""
+
+    def __init__(self, work: Path) -> None:
+        """Logs go to ``work``."""
+        self.work = work
+        self.logs: dict[str, Path] = {}
+        self._running: list[subprocess.Popen[bytes]] = []
+
+    def log(self, name: str) -> Any:
+        """A new log file for ``name`` (the caller's process writes into it)."""
+        self.logs[name] = self.work / f"{name}.log"
+        return self.logs[name].open("wb")
+
+    async def fake(self, module: str, what: str, *options: str) -> int:
+        """Start a fake on a free port and wait until it listens; return the port."""
+        port = free_port()
+        process = start_fake(module, port, self.log(module), *options)
+        self._running.append(process)
+        await wait_for_port(port, process, what, 30)
+        return port
+
+    def add(self, process: subprocess.Popen[bytes]) -> subprocess.Popen[bytes]:
+        """Stop ``process`` with the others."""
+        self._running.append(process)
+        return process
+
+    def tail(self, name: str, lines: int) -> str:
+        """The last lines of a log."""
+        return "\n".join(tail(self.logs[name], "")[-lines:])
+
+    def stop(self) -> None:
+        """Stop everything (Home Assistant first: it was started last)."""
+        for process in reversed(self._running):
+            stop(process)
+
+
 async def run_demo(args: argparse.Namespace) -> int:
     """Start everything, drive it like a user would, stop everything."""
     started = time.monotonic()
-    work = Path(tempfile.mkdtemp(prefix="voice-prompt-demo-"))
-    config_dir = work / "config"
-    ha_port = args.ha_port or free_port()
-    sim_log_path, ha_log_path = work / "simulator.log", work / "home-assistant.log"
-    graph_log_path = work / "graph-simulator.log"
-    simulator = graph_simulator = home_assistant = None
+    processes = Processes(Path(tempfile.mkdtemp(prefix="voice-prompt-demo-")))
     packages = installed_packages()
-    with (
-        sim_log_path.open("wb") as sim_log,
-        ha_log_path.open("wb") as ha_log,
-        graph_log_path.open("wb") as graph_log,
-    ):
-        try:
-            if args.pbx_host:
-                pbx = Pbx(
-                    args.pbx_host,
-                    args.pbx_port,
-                    args.pbx_username,
-                    args.pbx_password,
-                    args.verify_ssl,
-                )
-            else:
-                sim_port = free_port()
-                simulator = start_simulator(sim_port, sim_log)
-                await wait_for_port(sim_port, simulator, "the PBX simulator", 30)
-                pbx = Pbx("127.0.0.1", sim_port, SIM_USERNAME, SIM_PASSWORD, False)
-                show(
-                    "PBX simulator",
-                    f"https://127.0.0.1:{sim_port} (self-signed), user {SIM_USERNAME}",
-                )
-            graph_port = free_port()
-            graph_simulator = start_graph_simulator(graph_port, ha_port, graph_log)
-            await wait_for_port(graph_port, graph_simulator, "the Graph simulator", 30)
-            graph_base = f"http://127.0.0.1:{graph_port}"
-            show("Microsoft Graph simulator", f"{graph_base} (notifications to Home Assistant)")
-            prepare_config(config_dir, ha_port, "demo", external_url=DEMO_EXTERNAL_URL)
-            home_assistant = start_home_assistant(config_dir, ha_log, graph_simulator=graph_base)
-            base = f"http://127.0.0.1:{ha_port}"
-            async with aiohttp.ClientSession() as session:
-                await wait_for_home_assistant(session, base, home_assistant)
-                show("Home Assistant", f"{base} answered after {time.monotonic() - started:.1f} s")
-                token = await onboard(session, base)
-                show("onboarding", f"user '{DEMO_USER[0]}' created, access token obtained")
-                await pbx_demo(session, base, token, pbx, args.extension)
-                await teams_demo(session, base, token)
-            if simulator is not None:
-                show("what the PBX simulator received", "\n".join(tail(sim_log_path, "")[-12:]))
-            show("what the Graph simulator saw", "\n".join(tail(graph_log_path, "")[-10:]))
-            show("integration log (excerpt)", "\n".join(tail(ha_log_path, "voice_prompt")[-8:]))
-            stop(home_assistant)
-            check_venv_unchanged(packages)
-            print(f"\nDemo finished in {time.monotonic() - started:.1f} s: OK")
-            return 0
-        except DemoError as err:
-            print(f"\nDemo FAILED: {err}", file=sys.stderr)
-            print(f"Logs: {sim_log_path} {graph_log_path} {ha_log_path}", file=sys.stderr)
-            for line in ha_log_path.read_text(errors="replace").splitlines()[-30:]:
+    try:
+        ha_port = args.ha_port or free_port()
+        if args.pbx_host:
+            pbx = Pbx(
+                args.pbx_host, args.pbx_port, args.pbx_username, args.pbx_password, args.verify_ssl
+            )
+        else:
+            port = await processes.fake("yeastar", "the PBX simulator")
+            pbx = Pbx("127.0.0.1", port, SIM_USERNAME, SIM_PASSWORD, False)
+            show("PBX simulator", f"https://127.0.0.1:{port} (self-signed), user {SIM_USERNAME}")
+        p_port = await processes.fake("yeastar_p", "the P-Series simulator")
+        show("Yeastar P-Series simulator", f"https://127.0.0.1:{p_port} (self-signed)")
+        graph_port = await processes.fake("graph", "the Graph simulator", *graph_options(ha_port))
+        graph_base = f"http://127.0.0.1:{graph_port}"
+        show("Microsoft Graph simulator", f"{graph_base} (notifications to Home Assistant)")
+        config_dir = processes.work / "config"
+        prepare_config(config_dir, ha_port, "demo", external_url=DEMO_EXTERNAL_URL)
+        home_assistant = processes.add(
+            start_home_assistant(config_dir, processes.log("home-assistant"), graph_base)
+        )
+        base = f"http://127.0.0.1:{ha_port}"
+        async with aiohttp.ClientSession() as session:
+            await wait_for_home_assistant(session, base, home_assistant)
+            show("Home Assistant", f"{base} answered after {time.monotonic() - started:.1f} s")
+            token = await onboard(session, base)
+            show("onboarding", f"user '{DEMO_USER[0]}' created, access token obtained")
+            await pbx_demo(session, base, token, pbx, args.extension)
+            await p_series_demo(session, base, token, p_port)
+            await teams_demo(session, base, token)
+        if not args.pbx_host:
+            show("what the PBX simulator received", processes.tail("yeastar", 12))
+        show("what the P-Series simulator received", processes.tail("yeastar_p", 8))
+        show("what the Graph simulator saw", processes.tail("graph", 10))
+        show(
+            "integration log (excerpt)",
+            "\n".join(tail(processes.logs["home-assistant"], "voice_prompt")[-8:]),
+        )
+        stop(home_assistant)
+        check_venv_unchanged(packages)
+        print(f"\nDemo finished in {time.monotonic() - started:.1f} s: OK")
+        return 0
+    except DemoError as err:
+        print(f"\nDemo FAILED: {err}", file=sys.stderr)
+        print(f"Logs: {' '.join(map(str, processes.logs.values()))}", file=sys.stderr)
+        if "home-assistant" in processes.logs:
+            for line in (
+                processes.logs["home-assistant"].read_text(errors="replace").splitlines()[-30:]
+            ):
                 print(f"  ha| {line}", file=sys.stderr)
-            return 1
-        finally:
-            stop(home_assistant)
-            stop(simulator)
-            stop(graph_simulator)
+        return 1
+    finally:
+        processes.stop()
 
 
 def run_develop(args: argparse.Namespace) -> int:
@@ -501,7 +537,7 @@ def run_develop(args: argparse.Namespace) -> int:
             [sys.executable, "-u", "-m", "tests.fakes.yeastar", "--port", str(args.sim_port)],
             cwd=ROOT,
         )
-    home_assistant = subprocess.Popen(home_assistant_command(config_dir), cwd=ROOT)
+    home_assistant = subprocess.Popen(home_assistant_command(config_dir), cwd=config_dir)
     port = args.ha_port or 8123
     print(
         "\n"

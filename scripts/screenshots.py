@@ -448,7 +448,7 @@ async def drive(
 ) -> None:
     """Everything between starting the simulator and saving the last screenshot."""
     sim_port, ha_port, cdp_port = (run_ha.free_port() for _ in range(3))
-    children.append(run_ha.start_simulator(sim_port, logs["simulator"]))
+    children.append(run_ha.start_fake("yeastar", sim_port, logs["simulator"]))
     await run_ha.wait_for_port(sim_port, children[-1], "the PBX simulator", 30)
     run_ha.prepare_config(work / "config", ha_port, "screenshots")
     children.append(run_ha.start_home_assistant(work / "config", logs["home-assistant"]))

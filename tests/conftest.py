@@ -141,6 +141,10 @@ def check_translations() -> Iterator[None]:
                 _check_flow_result(problems, "options", result)
         elif flow.handler == DOMAIN:
             _check_flow_result(problems, "config", result)
+        elif isinstance(flow.handler, tuple):  # a subentry flow: (entry id, subentry type)
+            entry = flow.hass.config_entries.async_get_entry(flow.handler[0])
+            if entry is not None and entry.domain == DOMAIN:
+                _check_flow_result(problems, f"config_subentries.{flow.handler[1]}", result)
         return result
 
     def _create_issue(self: ir.IssueRegistry, domain: str, issue_id: str, **kwargs: Any) -> Any:
@@ -344,15 +348,23 @@ def webhook_registration(hass: HomeAssistant, webhook_id: str) -> dict[str, Any]
     return {field.name: getattr(hook, field.name) for field in dataclasses.fields(hook)}
 
 
+def _section(dotted: str) -> dict[str, Any]:
+    node: Any = STRINGS
+    for part in dotted.split("."):
+        node = node.get(part, {})
+    return dict(node)
+
+
 def _shown_keys() -> set[str]:
     """The keys of en.json the integration shows: messages, form errors, aborts, issues."""
     keys = {f"exceptions.{key}.message" for key in STRINGS["exceptions"]}
-    for category in ("config", "options"):
+    categories = ["config", "options"] + [
+        f"config_subentries.{kind}" for kind in STRINGS.get("config_subentries", {})
+    ]
+    for category in categories:
         for section in ("error", "abort"):
-            keys |= {
-                f"{category}.{section}.{key}" for key in STRINGS.get(category, {}).get(section, {})
-            }
-        for step, texts in STRINGS.get(category, {}).get("step", {}).items():
+            keys |= {f"{category}.{section}.{key}" for key in _section(category).get(section, {})}
+        for step, texts in _section(category).get("step", {}).items():
             keys |= {
                 f"{category}.step.{step}.{key}" for key in ("title", "description") if key in texts
             }

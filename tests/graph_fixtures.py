@@ -291,10 +291,10 @@ async def graph_http(
 
     The external URL is what callbacks and ``/local/`` media resolve to; the fake keeps
     the callback's path and swaps scheme/host for this server. ``webhook`` (and with it
-    ``http``), ``network`` and ``diagnostics`` are set up first: their views cannot be added once the
+    ``http``), ``network``, ``diagnostics``, ``repairs`` and ``notify`` are set up first: their views cannot be added once the
     server runs (its router is frozen then).
     """
-    for component in ("webhook", "network", "diagnostics"):
+    for component in ("webhook", "network", "diagnostics", "repairs", "notify"):
         assert await async_setup_component(hass, component, {})
     client = await hass_client_no_auth()
     graph.notification_base = str(client.make_url("")).rstrip("/")

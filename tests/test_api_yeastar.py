@@ -55,14 +55,30 @@ from custom_components.voice_prompt.api.yeastar import (
     ERRORS,
     KEEPALIVE_AFTER_IDLE,
     LOCKOUT_SECONDS,
+    MAX_COUNT,
     MAX_EXTENSIONS,
     MAX_IN_FLIGHT,
+    MAX_NUMBER_DIGITS,
     MAX_PROMPT_LENGTH,
     MAX_PROMPTS,
+    MAX_VOLUME,
+    MIN_VOLUME,
+    V2_FIRMWARE,
+    ApiVersion,
     error_for,
+    firmware_supports_v2,
+    normalize_numbers,
 )
 from tests.conftest import PASSWORD, SERIAL, tls_resets_tolerated
-from tests.fakes.yeastar import ERRORS as DOCUMENTED_ERRNOS, FakeYeastarPBX
+from tests.fakes import yeastar as fake_yeastar
+from tests.fakes.yeastar import (
+    API_V1,
+    API_V2,
+    ERRORS as DOCUMENTED_ERRNOS,
+    NOT_FOUND_BODY,
+    V2_FIRMWARE_VERSION,
+    FakeYeastarPBX,
+)
 
 PLAY = "extension/playprompt"
 LOGGER_NAME = "custom_components.voice_prompt"
@@ -73,7 +89,7 @@ USER_TOKEN = "0123456789abcdef0123456789abcdef"
 REPORT_IP = "192.0.2.7"
 TOKEN_ERRNOS = ("20004", "20005", "20006")
 LOGIN_ERRNOS = ("20002", "20003")
-INPUT_ERRNOS = ("10004", "10006", "10011", "10023")
+INPUT_ERRNOS = ("10004", "10006", "10011", "10023", "10031")
 DIAGNOSTICS_KEYS = {
     "host",
     "port",
@@ -84,6 +100,9 @@ DIAGNOSTICS_KEYS = {
     "idle_seconds",
     "auth_failed",
     "blocked_for_seconds",
+    "api_version",
+    "api_version_reason",
+    "event_transport",
 }
 
 
@@ -1215,6 +1234,9 @@ async def test_repr_and_diagnostics_hold_no_secrets(
         "idle_seconds": None,
         "auth_failed": False,
         "blocked_for_seconds": 0.0,
+        "api_version": None,
+        "api_version_reason": None,
+        "event_transport": None,
     }
 
     await client.play_prompt("1000", "hello111")
@@ -1232,6 +1254,10 @@ async def test_repr_and_diagnostics_hold_no_secrets(
         "idle_seconds": 3.0,
         "auth_failed": False,
         "blocked_for_seconds": 0.0,
+        # device_info() decided: the fake's default firmware has no API v2.
+        "api_version": "1.0.0",
+        "api_version_reason": "127.0.0.1 runs firmware 30.5.0.109",
+        "event_transport": None,
     }
     assert not hasattr(client, "_password")
     assert PASSWORD not in repr(vars(client))
@@ -1922,6 +1948,8 @@ def test_constructor_defaults(session: aiohttp.ClientSession) -> None:
     assert client.port == yeastar.DEFAULT_PORT == 8088
     assert client.verify_ssl is True
     assert client.mode is AuthMode.CREDENTIALS
+    # Undecided until device_info() read the firmware.
+    assert client.api_version is None
     assert client.web_url == "https://pbx.local:8088"
     assert repr(client) == (
         "YeastarClient(host='pbx.local', port=8088, mode=credentials, logged_in=False)"
@@ -1934,6 +1962,9 @@ def test_constructor_defaults(session: aiohttp.ClientSession) -> None:
     token_client = YeastarClient(session, "pbx.local", token=USER_TOKEN, port=80)
     assert token_client.mode is AuthMode.TOKEN
     assert token_client.diagnostics()["mode"] == "token"
+    # A token from elsewhere stays on API v1: trying v2 needs a login.
+    assert token_client.api_version is ApiVersion.V1
+    assert token_client.diagnostics()["api_version"] == "1.0.0"
     assert token_client.web_url == "https://pbx.local:80"
     assert USER_TOKEN not in repr(token_client)
     assert USER_TOKEN not in json.dumps(token_client.diagnostics())
@@ -2035,3 +2066,1181 @@ def test_error_class_tree() -> None:
         assert (str(err), err.code, err.target) == ("message", "1", "1000")
         assert not hasattr(err, "translation_key")
         assert not hasattr(err, "placeholders")
+
+
+# ------------------------------------------------------------------------ API v2.0.0
+
+V2_PLAY = "v2/call/playprompt"
+V1_REASON = "127.0.0.1 runs firmware 30.5.0.109"
+V2_REASON = f"firmware {V2_FIRMWARE_VERSION}; the API v2 login worked"
+NEEDS_V2 = f"S-Series API v2 (firmware {V2_FIRMWARE} or newer)"
+# What a client sends to detect v2 on a PBX that has it: the v1 token goes afterwards.
+DETECTED_V2 = [
+    (API_V1, "login"),
+    (API_V1, "deviceinfo/query"),
+    (API_V2, "login"),
+    (API_V1, "logout"),
+]
+
+
+def sent(pbx: FakeYeastarPBX) -> list[tuple[str, str]]:
+    """Every request the fake received, as (API version, path)."""
+    return [(r.api, r.path) for r in pbx.requests]
+
+
+@pytest.fixture
+def v2_pbx(pbx: FakeYeastarPBX) -> FakeYeastarPBX:
+    """The fake PBX on firmware 30.13.0.30: API v2.0.0 answers next to v1.0.0."""
+    pbx.firmware_version = V2_FIRMWARE_VERSION
+    assert pbx.has_v2
+    return pbx
+
+
+async def detected_v2_client(
+    session: aiohttp.ClientSession, pbx: FakeYeastarPBX, **kwargs: Any
+) -> YeastarClient:
+    """A client that has read the firmware and switched to v2 (four requests)."""
+    client = make_client(session, pbx, **kwargs)
+    await client.device_info()
+    assert client.api_version is ApiVersion.V2
+    assert sent(pbx) == DETECTED_V2
+    return client
+
+
+def v2_token(pbx: FakeYeastarPBX, index: int = -1) -> str:
+    """A token the fake's v2 login issued (the last one by default)."""
+    tokens = [
+        str(r.reply["token"])
+        for r in pbx.calls("v2/login")
+        if r.reply is not None and r.reply.get("status") == "Success"
+    ]
+    return tokens[index]
+
+
+@pytest.mark.parametrize(
+    ("version", "expected"),
+    [
+        ("30.13.0.30", True),
+        ("30.13.0.31", True),
+        ("30.13.1.0", True),
+        ("30.14.0.2", True),
+        ("31.1.0.1", True),
+        ("30.13.0.30-beta", True),
+        (" 30.20.0.5", True),
+        ("30.13.0.30.1", True),
+        ("30.13.0.29", False),
+        ("30.12.0.99", False),
+        ("30.5.0.109", False),
+        ("30.13", False),  # 30.13.0.0: older than 30.13.0.30
+        ("29.99.99.99", False),
+        ("", False),
+        (None, False),
+        ("V30.13.0.30", False),
+        ("unknown", False),
+        ("9" * 5000, True),  # no int() of a 5000-digit text: the first 9 digits decide
+    ],
+)
+def test_firmware_supports_v2(version: str | None, expected: bool) -> None:
+    assert firmware_supports_v2(version) is expected
+
+
+@pytest.mark.parametrize(
+    ("firmware", "v2_there", "reason"),
+    [
+        ("30.5.0.109", False, V1_REASON),
+        ("30.13.0.29", False, "127.0.0.1 runs firmware 30.13.0.29"),
+        # The firmware decides: an older one is not asked, even if v2 would answer.
+        ("30.12.0.99", True, "127.0.0.1 runs firmware 30.12.0.99"),
+        ("garbage", False, "127.0.0.1 runs firmware garbage"),
+        ("", False, "127.0.0.1 reports no firmware version"),
+    ],
+)
+async def test_detection_old_firmware_stays_on_v1(
+    session: aiohttp.ClientSession,
+    pbx: FakeYeastarPBX,
+    caplog: pytest.LogCaptureFixture,
+    firmware: str,
+    v2_there: bool,
+    reason: str,
+) -> None:
+    """Older firmware: the v1 device query decides, and nothing is sent to v2."""
+    pbx.firmware_version = firmware
+    pbx.api_v2 = v2_there
+    client = make_client(session, pbx)
+    assert client.diagnostics()["api_version"] is None
+
+    info = await client.device_info()
+
+    assert info.firmware_version == (firmware or None)
+    assert client.api_version is ApiVersion.V1
+    assert sent(pbx) == [(API_V1, "login"), (API_V1, "deviceinfo/query")]
+    diagnostics = client.diagnostics()
+    assert diagnostics["api_version"] == "1.0.0"
+    assert diagnostics["api_version_reason"] == reason
+    assert diagnostics["event_transport"] is None
+    assert f"127.0.0.1: using API 1.0.0 ({reason})" in caplog.text
+
+    # Decided once: plays ring extensions the v1 way, a second query asks nothing new.
+    await client.play_prompt("1000", "hello111")
+    await client.device_info()
+    assert sent(pbx)[2:] == [(API_V1, PLAY), (API_V1, "deviceinfo/query")]
+    assert pbx.calls(PLAY)[0].body == {"extid": "1000", "prompt": "hello111", "autoanswer": "no"}
+    assert pbx.calls("v2/login") == []
+    assert_no_secrets(pbx, caplog, client)
+
+
+@pytest.mark.parametrize("firmware", ["30.13.0.30", "30.14.0.2", "31.1.0.1"])
+async def test_detection_new_firmware_switches_to_v2(
+    freezer: FrozenDateTimeFactory,
+    session: aiohttp.ClientSession,
+    pbx: FakeYeastarPBX,
+    caplog: pytest.LogCaptureFixture,
+    firmware: str,
+) -> None:
+    """Firmware 30.13.0.30+: the v2 login is tried, works, and the v1 token is logged out."""
+    pbx.firmware_version = firmware
+    client = make_client(session, pbx)
+    freezer.tick(timedelta(seconds=5))
+
+    info = await client.device_info()
+
+    assert info.firmware_version == firmware
+    assert client.api_version is ApiVersion.V2
+    assert sent(pbx) == DETECTED_V2
+    v1_login, _, v2_login, logout = pbx.requests
+    assert v1_login.body == {
+        "username": "api",
+        "password": PASSWORD_MD5,
+        "port": "8260",
+        "version": "1.0.2",
+    }
+    # The documented v2 login: username, the password's MD5, the v2 event format, the port.
+    assert v2_login.body == {
+        "username": "api",
+        "password": PASSWORD_MD5,
+        "port": "8260",
+        "version": "2.0.0",
+    }
+    assert v2_login.token is None
+    assert v2_login.reply is not None
+    assert v2_login.reply["transport"] == "HTTP"
+    assert logout.token == v1_login.reply["token"]  # type: ignore[index]
+    assert pbx.tokens.keys() == pbx.v2_tokens == {v2_token(pbx)}
+    diagnostics = client.diagnostics()
+    assert diagnostics["api_version"] == "2.0.0"
+    assert diagnostics["api_version_reason"] == f"firmware {firmware}; the API v2 login worked"
+    assert diagnostics["event_transport"] == "HTTP"
+    assert diagnostics["logged_in"] is True
+    assert diagnostics["token_age_seconds"] == 0.0
+    assert "Logged in to 127.0.0.1 (API 2.0.0)" in caplog.text
+
+    # From now on everything goes to /api/v2.0.0/ with the v2 token.
+    freezer.tick(timedelta(seconds=3))
+    assert (await client.device_info()) == info
+    assert client.diagnostics()["token_age_seconds"] == 3.0
+    assert sent(pbx)[4:] == [(API_V2, "deviceinfo/query")]
+    assert pbx.requests[-1].token == v2_token(pbx)
+    assert pbx.logins == 2
+    assert_plain_password_never_sent(pbx)
+    assert_no_secrets(pbx, caplog, client)
+
+
+async def test_detection_reports_the_event_transport(
+    session: aiohttp.ClientSession, v2_pbx: FakeYeastarPBX
+) -> None:
+    """The v2 login says how the PBX pushes events (its API settings: HTTP or TCP)."""
+    v2_pbx.transport = "TCP"
+    client = await detected_v2_client(session, v2_pbx)
+    assert client.diagnostics()["event_transport"] == "TCP"
+
+
+NOT_API = "127.0.0.1 sent a reply that is not a valid Yeastar API response"
+
+
+@pytest.mark.parametrize(
+    ("setup", "detail"),
+    [
+        pytest.param({}, f"{NOT_API} (HTTP status 404)", id="http-404"),
+        pytest.param(
+            {"absent_v2_errno": "10003"},
+            "The PBX does not support this API request; firmware 30.5.0.30 or newer is needed",
+            id="errno-10003",
+        ),
+        pytest.param(
+            {"api_v2": True, "fail_next": {"v2/login": ["20003"]}},
+            "127.0.0.1 refused the API username or password",
+            id="credentials-refused",
+        ),
+        pytest.param(
+            {"api_v2": True, "fail_next": {"v2/login": ["30001"]}},
+            "The PBX reported an internal error (error 30001); try again, or restart the PBX",
+            id="internal-error",
+        ),
+        pytest.param(
+            {"api_v2": True, "reply_override": {"v2/login": "<html>login</html>"}},
+            f"{NOT_API} (not JSON)",
+            id="not-json",
+        ),
+        pytest.param(
+            {"api_v2": True, "reply_override": {"v2/login": {"status": "Success"}}},
+            f"{NOT_API} (login succeeded without a token)",
+            id="no-token",
+        ),
+    ],
+)
+async def test_detection_new_firmware_without_a_working_v2(
+    session: aiohttp.ClientSession,
+    v2_pbx: FakeYeastarPBX,
+    caplog: pytest.LogCaptureFixture,
+    setup: dict[str, Any],
+    detail: str,
+) -> None:
+    """The firmware says v2, the PBX answers otherwise: v1 stays, with the v1 token.
+
+    Nothing documents what a PBX without v2 answers there: the fake's HTTP 404 and
+    errno 10003 both count as "no v2", as does any other answer but a token. A refusal
+    of the credentials v1 just accepted is not latched like a wrong password.
+    """
+    v2_pbx.api_v2 = setup.get("api_v2", False)
+    v2_pbx.absent_v2_errno = setup.get("absent_v2_errno")
+    v2_pbx.fail_next.update(setup.get("fail_next", {}))
+    v2_pbx.reply_override.update(setup.get("reply_override", {}))
+    client = make_client(session, v2_pbx)
+
+    info = await client.device_info()
+
+    assert info.serial == SERIAL
+    assert client.api_version is ApiVersion.V1
+    assert sent(v2_pbx) == [(API_V1, "login"), (API_V1, "deviceinfo/query"), (API_V2, "login")]
+    reason = f"127.0.0.1 has firmware {V2_FIRMWARE_VERSION}, but its API v2 login failed: {detail}"
+    diagnostics = client.diagnostics()
+    assert diagnostics["api_version_reason"] == reason
+    assert diagnostics["auth_failed"] is False
+    assert diagnostics["event_transport"] is None
+
+    # Still on the v1 token it had, never asked again, and v2-only input is refused.
+    v1_token = v2_pbx.calls("v1/login")[0].reply["token"]  # type: ignore[index]
+    assert await client.play_prompt("1000", "hello111")
+    await client.device_info()
+    with pytest.raises(VoicePromptInputError) as exc_info:
+        await client.play_prompt("6300", "hello111", count=2)
+    assert exc_info.value.message == f"count needs {NEEDS_V2}; {reason}"
+    assert sent(v2_pbx)[3:] == [(API_V1, PLAY), (API_V1, "deviceinfo/query")]
+    assert {r.token for r in v2_pbx.requests[3:]} == {v1_token}
+    assert v2_pbx.logins == 2
+    assert_no_secrets(v2_pbx, caplog, client, exc_info.value)
+
+
+async def test_detection_without_an_answer_is_tried_again(
+    session: aiohttp.ClientSession, v2_pbx: FakeYeastarPBX, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The v2 login gets no answer (connection dropped): undecided, and v1 goes on.
+
+    The device query still succeeds (a working v1 never fails because of the v2 try);
+    input that needs v2 tries again and gets that failure; once v2 answers, it is used.
+    """
+    v2_pbx.drop_paths.add("v2/login")
+    client = make_client(session, v2_pbx)
+
+    info = await client.device_info()
+
+    assert info.serial == SERIAL
+    reason = (
+        f"127.0.0.1 has firmware {V2_FIRMWARE_VERSION}; the API v2 login failed and is tried "
+        "again: Cannot connect to 127.0.0.1 (the server closed the connection)"
+    )
+    assert client.diagnostics()["api_version"] is None
+    assert client.diagnostics()["api_version_reason"] == reason
+    assert f"127.0.0.1: API undecided ({reason})" in caplog.text
+    # The v1 token was kept: a plain play rings the v1 way meanwhile.
+    assert await client.play_prompt("1000", "hello111")
+    assert sent(v2_pbx)[-1] == (API_V1, PLAY)
+    assert len(v2_pbx.calls("v1/logout")) == 0
+
+    # Input that needs v2 asks again; no answer again is that input's failure.
+    with pytest.raises(VoicePromptConnectionError) as exc_info:
+        await client.play_prompt("6300", "hello111", count=2)
+    assert exc_info.value.message == (
+        "Cannot connect to 127.0.0.1 (the server closed the connection)"
+    )
+    assert exc_info.value.target == "6300"
+    result = await client.async_play(["6300", "1000"], "hello111", volume=2)
+    assert [(n, type(e), e.target) for n, e in result.failures] == [
+        ("6300", VoicePromptConnectionError, "6300"),
+        ("1000", VoicePromptConnectionError, "1000"),
+    ]
+    assert v2_pbx.calls(V2_PLAY) == []
+
+    v2_pbx.drop_paths.clear()
+    call_id = await client.play_prompt("6300", "hello111", count=2)
+    assert client.api_version is ApiVersion.V2
+    assert sent(v2_pbx)[-4:] == [
+        (API_V1, "deviceinfo/query"),
+        (API_V2, "login"),
+        (API_V1, "logout"),
+        (API_V2, "call/playprompt"),
+    ]
+    assert v2_pbx.calls(V2_PLAY)[0].reply == {"status": "Success", "callid": call_id}
+    assert client.diagnostics()["api_version_reason"] == V2_REASON
+    assert len(v2_pbx.calls("v1/login")) == 1
+    assert_no_secrets(v2_pbx, caplog, client, exc_info.value)
+
+
+async def test_detection_blocked_v2_login_is_not_a_verdict(
+    freezer: FrozenDateTimeFactory,
+    session: aiohttp.ClientSession,
+    v2_pbx: FakeYeastarPBX,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """20002 on the v2 login: the lockout guard holds; after it, v2 is tried again."""
+    v2_pbx.fail_next["v2/login"] = ["20002"]
+    client = make_client(session, v2_pbx)
+
+    await client.device_info()
+    assert client.diagnostics()["api_version"] is None
+    assert client.diagnostics()["blocked_for_seconds"] == LOCKOUT_SECONDS
+    assert (
+        "the API v2 login failed and is tried again: 127.0.0.1 has locked out"
+        in (client.diagnostics()["api_version_reason"])
+    )
+    count = len(v2_pbx.requests)
+    # Blocked: the next tries send nothing to log in with.
+    freezer.tick(timedelta(seconds=LOCKOUT_SECONDS - 1))
+    await client.device_info()
+    with pytest.raises(VoicePromptIPBlockedError) as exc_info:
+        await client.play_prompt("+4930123456", "alarm", dial_permission="1000")
+    assert exc_info.value.code == "20002"
+    assert exc_info.value.target == "+4930123456"
+    assert sent(v2_pbx)[count:] == [(API_V1, "deviceinfo/query")] * 2
+
+    freezer.tick(timedelta(seconds=2))
+    await client.device_info()
+    assert client.api_version is ApiVersion.V2
+    assert sent(v2_pbx)[count + 2 :] == [
+        (API_V1, "deviceinfo/query"),
+        (API_V2, "login"),
+        (API_V1, "logout"),
+    ]
+    assert_no_secrets(v2_pbx, caplog, client, exc_info.value)
+
+
+async def test_detection_is_single_flight(
+    session: aiohttp.ClientSession, v2_pbx: FakeYeastarPBX, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Many device queries at once on a new PBX: one v2 login, one v1 logout."""
+    v2_pbx.latency = 0.05
+    client = make_client(session, v2_pbx)
+    infos = await asyncio.gather(*(client.device_info() for _ in range(10)))
+
+    assert {info.serial for info in infos} == {SERIAL}
+    assert client.api_version is ApiVersion.V2
+    assert len(v2_pbx.calls("v1/login")) == 1
+    assert len(v2_pbx.calls("v2/login")) == 1
+    assert len(v2_pbx.calls("v1/logout")) == 1
+    assert len(v2_pbx.calls("v1/deviceinfo/query")) == 10
+    assert_no_secrets(v2_pbx, caplog, client)
+
+
+async def test_detection_with_a_v1_request_in_flight(
+    session: aiohttp.ClientSession, v2_pbx: FakeYeastarPBX, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A v1 play still on the wire when v2 takes over meets the logged-out v1 token.
+
+    Its retry speaks v2 (path and body built for the new token's API), with the v2
+    token the switch brought: no extra login.
+    """
+    client = make_client(session, v2_pbx)
+    await client.extensions()  # logged in on v1, undecided
+    gate = v2_pbx.hold["v1/" + PLAY] = asyncio.Event()
+    play = asyncio.create_task(client.play_prompt("1000", "doorbell"))
+    while not v2_pbx.calls(PLAY):  # the v1 play waits at the PBX
+        await asyncio.sleep(0.01)
+    await client.device_info()
+    assert sent(v2_pbx)[-3:] == [
+        (API_V1, "deviceinfo/query"),
+        (API_V2, "login"),
+        (API_V1, "logout"),
+    ]
+    gate.set()
+    call_id = await play
+
+    first, retry = v2_pbx.calls(PLAY) + v2_pbx.calls("v2/call/playprompt")
+    assert first.api == API_V1
+    assert first.reply == {"status": "Failed", "errno": "20004"}
+    assert retry.api == API_V2
+    assert retry.token == v2_token(v2_pbx)
+    assert retry.body == {"number": "1000", "prompt": "doorbell", "autoanswer": "no"}
+    assert retry.reply == {"status": "Success", "callid": call_id}
+    assert v2_pbx.logins == 2
+    assert_no_secrets(v2_pbx, caplog, client)
+
+
+async def test_token_mode_stays_on_v1(
+    token_client: YeastarClient, v2_pbx: FakeYeastarPBX, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A token from elsewhere: no login to try v2 with; v2-only input is refused."""
+    assert token_client.api_version is ApiVersion.V1
+    info = await token_client.device_info()
+    assert info.firmware_version == V2_FIRMWARE_VERSION
+    assert sent(v2_pbx) == [(API_V1, "deviceinfo/query")]
+    reason = "the client was given a token, and API v2 needs a login instead"
+    assert token_client.diagnostics()["api_version_reason"] == reason
+
+    with pytest.raises(VoicePromptInputError) as exc_info:
+        await token_client.async_play("1000", "hello111", volume=10)
+    assert exc_info.value.message == f"volume needs {NEEDS_V2}; {reason}"
+    assert len(v2_pbx.requests) == 1
+    assert v2_pbx.logins == 0
+    assert_no_secrets(v2_pbx, caplog, token_client, exc_info.value)
+
+
+# -- playing on v2
+
+
+@pytest.mark.parametrize(
+    ("target", "options", "expected"),
+    [
+        pytest.param(
+            "1000",
+            {},
+            {"number": "1000", "prompt": "hello111+queue1", "autoanswer": "no"},
+            id="extension",
+        ),
+        pytest.param(
+            "1001",
+            {"autoanswer": True, "count": 2, "volume": 10},
+            {
+                "number": "1001",
+                "prompt": "hello111+queue1",
+                "autoanswer": "yes",
+                "count": "2",
+                "volume": "10",
+            },
+            id="extension-count-volume",
+        ),
+        pytest.param(
+            "6300",
+            {"count": MAX_COUNT, "volume": MAX_VOLUME},
+            {
+                "number": "6300",
+                "prompt": "hello111+queue1",
+                "autoanswer": "no",
+                "count": "10",
+                "volume": "20",
+            },
+            id="paging-group",
+        ),
+        pytest.param(
+            "+4930123456",
+            {"count": 1, "volume": MIN_VOLUME, "dial_permission": "1001"},
+            {
+                "number": "+4930123456",
+                "prompt": "hello111+queue1",
+                "autoanswer": "no",
+                "count": "1",
+                "volume": "0",
+                "dialpermission": "1001",
+            },
+            id="external-e164",
+        ),
+        pytest.param(
+            " 004930123456 ",
+            {"dial_permission": 1000},
+            {
+                "number": "004930123456",
+                "prompt": "hello111+queue1",
+                "autoanswer": "no",
+                "dialpermission": "1000",
+            },
+            id="external-digits",
+        ),
+    ],
+)
+async def test_v2_playprompt_bodies(
+    session: aiohttp.ClientSession,
+    v2_pbx: FakeYeastarPBX,
+    caplog: pytest.LogCaptureFixture,
+    target: str,
+    options: dict[str, Any],
+    expected: dict[str, Any],
+) -> None:
+    """call/playprompt: number, prompt "a+b", autoanswer, and count/volume as given."""
+    client = await detected_v2_client(session, v2_pbx)
+    autoanswer = options.pop("autoanswer", False)
+
+    call_id = await client.play_prompt(target, ["hello111", "queue1"], autoanswer, **options)
+
+    (play,) = v2_pbx.calls(V2_PLAY)
+    assert play.api == API_V2
+    assert play.token == v2_token(v2_pbx)
+    assert play.body == expected
+    assert play.reply == {"status": "Success", "callid": call_id}
+    assert v2_pbx.calls("v1/" + PLAY) == []
+    assert v2_pbx.logins == 2
+    assert_no_secrets(v2_pbx, caplog, client)
+
+
+async def test_v2_broadcast_to_every_kind_of_number(
+    session: aiohttp.ClientSession, v2_pbx: FakeYeastarPBX, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One action: an extension, a paging group, external numbers and a failing one."""
+    client = await detected_v2_client(session, v2_pbx)
+    targets = ["1000", "6300", "+4930123456", "0049301234567", "4242"]
+
+    result = await client.async_play(
+        targets, "doorbell", count=3, volume=15, dial_permission="1001"
+    )
+
+    assert [number for number, _ in result.calls] == targets[:4]
+    assert len({call_id for _, call_id in result.calls}) == 4
+    ((number, err),) = result.failures
+    assert number == "4242"
+    assert type(err) is VoicePromptInputError
+    assert err.code == "10011"
+    assert err.target == "4242"
+    assert err.message == "The called number 4242 does not exist"
+    bodies = sorted((r.body for r in v2_pbx.calls(V2_PLAY)), key=lambda body: body["number"])
+    assert bodies == [
+        {
+            "number": number,
+            "prompt": "doorbell",
+            "autoanswer": "no",
+            "count": "3",
+            "volume": "15",
+            "dialpermission": "1001",
+        }
+        for number in sorted(targets)
+    ]
+    assert_no_secrets(v2_pbx, caplog, client, err)
+
+
+@pytest.mark.parametrize(
+    ("target", "options", "errno", "cls", "message"),
+    [
+        (
+            "+4930123456",
+            {},
+            "10024",
+            VoicePromptRequestError,
+            "The PBX refused to call +4930123456 out: dial_permission must name an "
+            "extension with outbound call permission",
+        ),
+        (
+            "+4930123456",
+            {"dial_permission": "1003"},
+            "10024",
+            VoicePromptRequestError,
+            "The PBX refused to call +4930123456 out: dial_permission must name an "
+            "extension with outbound call permission",
+        ),
+        ("4242", {}, "10011", VoicePromptInputError, "The called number 4242 does not exist"),
+        (
+            "1003",
+            {"count": 2},
+            "10008",
+            VoicePromptRequestError,
+            "Extension 1003 is not idle; try again when it is free",
+        ),
+        (
+            "6300",
+            {"volume": 5},
+            "10023",
+            VoicePromptInputError,
+            "A prompt in not_uploaded is not uploaded",
+        ),
+    ],
+)
+async def test_v2_fake_refusals(
+    session: aiohttp.ClientSession,
+    v2_pbx: FakeYeastarPBX,
+    caplog: pytest.LogCaptureFixture,
+    target: str,
+    options: dict[str, Any],
+    errno: str,
+    cls: type[VoicePromptError],
+    message: str,
+) -> None:
+    v2_pbx.no_outbound.add("1003")
+    client = await detected_v2_client(session, v2_pbx)
+    prompt = "not_uploaded" if errno == "10023" else "alarm"
+    with pytest.raises(cls) as exc_info:
+        await client.play_prompt(target, prompt, **options)
+    err = exc_info.value
+    assert type(err) is cls
+    assert err.code == errno
+    assert err.target == target
+    assert err.message.startswith(message)
+    (play,) = v2_pbx.calls(V2_PLAY)
+    assert play.reply == {"status": "Failed", "errno": errno}
+    assert_no_secrets(v2_pbx, caplog, client, err)
+
+
+@pytest.mark.parametrize(
+    "errno", [errno for errno in ERRORS if errno not in TOKEN_ERRNOS + LOGIN_ERRNOS]
+)
+async def test_errno_table_v2(
+    session: aiohttp.ClientSession, v2_pbx: FakeYeastarPBX, errno: str
+) -> None:
+    """call/playprompt errnos map like v1's (10024 speaks of dial_permission there)."""
+    client = await detected_v2_client(session, v2_pbx)
+    v2_pbx.fail_next[V2_PLAY] = [errno]
+    with pytest.raises(VoicePromptError) as exc_info:
+        await client.play_prompt("6300", "hello111+queue1", volume=3)
+    err = exc_info.value
+    cls, message = ERRORS[errno]
+    assert type(err) is cls
+    assert err.code == errno
+    assert err.target == "6300"
+    if errno != "10024":
+        assert err.message == message.format(
+            code=errno, host=HOST, extension="6300", prompt="hello111+queue1"
+        )
+    assert "{" not in err.message
+    assert isinstance(err, VoicePromptInputError) == (errno in INPUT_ERRNOS)
+    assert len(v2_pbx.calls(V2_PLAY)) == 1
+    assert v2_pbx.logins == 2
+
+
+def test_v2_only_errnos() -> None:
+    """10005 (no such call id) and 10031 (number not acceptable) come from the v2 table."""
+    callid = error_for("10005", "pbx")
+    assert type(callid) is VoicePromptRequestError
+    assert callid.message == "The PBX knows no call with this call id (any more)"
+    number = error_for("10031", "pbx", extension="+12", api=ApiVersion.V2)
+    assert type(number) is VoicePromptInputError
+    assert number.target == "+12"
+    assert number.message == (
+        "The PBX does not accept +12 as a number to call (check its outbound routes)"
+    )
+    # 10024 reads differently where it is about dial_permission; v1 keeps its words.
+    assert error_for("10024", "pbx", extension="1000").message == (
+        "Extension 1000 has no outbound call permission on the PBX"
+    )
+    assert error_for("10024", "pbx", extension="+49", api=ApiVersion.V2).message.startswith(
+        "The PBX refused to call +49 out"
+    )
+
+
+async def test_v2_extensions_and_heartbeat_and_logout(
+    freezer: FrozenDateTimeFactory,
+    session: aiohttp.ClientSession,
+    v2_pbx: FakeYeastarPBX,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Every other request goes to /api/v2.0.0/ too, with the v2 token."""
+    client = await detected_v2_client(session, v2_pbx)
+    token = v2_token(v2_pbx)
+
+    extensions = await client.extensions()
+    assert extensions[:2] == [
+        YeastarExtension(number="1000", status="Registered", kind="SIP", name="Reception"),
+        YeastarExtension(number="1001", status="Registered", kind="SIP", name="Office"),
+    ]
+    assert len(extensions) == len(v2_pbx.extensions)
+    (query,) = v2_pbx.calls("v2/extension/query")
+    assert query.body == {"number": "all"}
+
+    freezer.tick(timedelta(seconds=KEEPALIVE_AFTER_IDLE))
+    assert await client.async_keepalive(REPORT_IP) is True
+    (heartbeat,) = v2_pbx.calls("v2/heartbeat")
+    assert heartbeat.body == {"ipaddr": REPORT_IP, "port": "8260"}
+    assert heartbeat.reply == {"status": "Success"}
+
+    await client.async_close()
+    (logout,) = v2_pbx.calls("v2/logout")
+    assert logout.token == token
+    assert v2_pbx.tokens == {}
+    assert {r.token for r in v2_pbx.requests[4:]} == {token}
+    assert sent(v2_pbx)[4:] == [
+        (API_V2, "extension/query"),
+        (API_V2, "heartbeat"),
+        (API_V2, "logout"),
+    ]
+    assert client.diagnostics()["logged_in"] is False
+    assert client.api_version is ApiVersion.V2
+    # Use after close logs in again on v2 (the API stays decided).
+    await client.device_info()
+    assert sent(v2_pbx)[-2:] == [(API_V2, "login"), (API_V2, "deviceinfo/query")]
+    assert_no_secrets(v2_pbx, caplog, client)
+
+
+# -- the version decides before anything is played
+
+
+V1_REFUSALS: list[tuple[Any, dict[str, Any], str]] = [
+    ("1000", {"count": 2}, "count needs"),
+    ("1000", {"volume": 0}, "volume needs"),
+    ("1000", {"dial_permission": "1001"}, "dial_permission needs"),
+    ("1000", {"count": 1, "volume": 20}, "count and volume need"),
+    (
+        "1000",
+        {"count": 1, "volume": 20, "dial_permission": "1001"},
+        "count, volume and dial_permission need",
+    ),
+    ("+4930123456", {}, "calling +4930123456 needs"),
+    ("1" * 17, {}, f"calling {'1' * 17} needs"),
+    (["1000", "+4930123456", "+4930999"], {}, "calling +4930123456 and 1 other number needs"),
+    (
+        "1000, +491, +492, +493",
+        {"volume": 3},
+        "volume and calling +491 and 2 other numbers need",
+    ),
+]
+
+
+@pytest.mark.parametrize(("target", "options", "words"), V1_REFUSALS)
+async def test_v2_only_input_refused_on_a_v1_pbx(
+    session: aiohttp.ClientSession,
+    pbx: FakeYeastarPBX,
+    caplog: pytest.LogCaptureFixture,
+    target: Any,
+    options: dict[str, Any],
+    words: str,
+) -> None:
+    """Decided v1: count, volume, dial_permission and non-extensions are refused locally."""
+    client = make_client(session, pbx)
+    await client.device_info()
+    count = len(pbx.requests)
+    expected = f"{words} {NEEDS_V2}; {V1_REASON}"
+
+    single = isinstance(target, str) and "," not in target
+    for play in (client.play_prompt, client.async_play) if single else (client.async_play,):
+        with pytest.raises(VoicePromptInputError) as exc_info:
+            await play(target, "hello111", **options)
+        err = exc_info.value
+        assert type(err) is VoicePromptInputError
+        assert err.message == expected
+        assert err.code is None
+        assert err.target is None
+    assert len(pbx.requests) == count
+    assert_no_secrets(pbx, caplog, client)
+
+
+async def test_v2_only_input_decides_the_version_first(
+    session: aiohttp.ClientSession, pbx: FakeYeastarPBX, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Undecided and asked for v2: one device query decides; a v1 PBX gets no play."""
+    client = make_client(session, pbx)
+    with pytest.raises(VoicePromptInputError) as exc_info:
+        await client.async_play(["1000", "6300"], "hello111", count=2)
+    assert exc_info.value.message == f"count needs {NEEDS_V2}; {V1_REASON}"
+    assert sent(pbx) == [(API_V1, "login"), (API_V1, "deviceinfo/query")]
+    assert client.api_version is ApiVersion.V1
+    assert_no_secrets(pbx, caplog, client, exc_info.value)
+
+
+async def test_v2_only_input_switches_an_undecided_client(
+    session: aiohttp.ClientSession, v2_pbx: FakeYeastarPBX, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Undecided and asked for v2 on a new PBX: detect, switch, then play on v2."""
+    client = make_client(session, v2_pbx)
+    call_id = await client.play_prompt("6300", "alarm", volume=12)
+
+    assert sent(v2_pbx) == [*DETECTED_V2, (API_V2, "call/playprompt")]
+    (play,) = v2_pbx.calls(V2_PLAY)
+    assert play.body == {"number": "6300", "prompt": "alarm", "autoanswer": "no", "volume": "12"}
+    assert play.reply == {"status": "Success", "callid": call_id}
+    # A plain play before any device query still rings the v1 way (as before v2).
+    other = make_client(session, v2_pbx)
+    await other.play_prompt("1000", "alarm")
+    assert sent(v2_pbx)[-2:] == [(API_V1, "login"), (API_V1, PLAY)]
+    assert other.api_version is None
+    await other.async_close()
+    assert_no_secrets(v2_pbx, caplog, client)
+
+
+async def test_v2_only_input_when_deciding_fails(
+    session: aiohttp.ClientSession, v2_pbx: FakeYeastarPBX, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The device query that would decide fails: play_prompt raises, async_play lists it."""
+    v2_pbx.password = "other"
+    client = make_client(session, v2_pbx)
+
+    with pytest.raises(VoicePromptAuthenticationError) as exc_info:
+        await client.play_prompt("+4930123456", "alarm", dial_permission="1000")
+    assert exc_info.value.code == "20003"
+    assert exc_info.value.target == "+4930123456"
+
+    result = await client.async_play(["6300", "+4930123456"], "alarm", count=2)
+    assert result.calls == []
+    assert [(number, type(e), e.code, e.target) for number, e in result.failures] == [
+        ("6300", VoicePromptAuthenticationError, "20003", "6300"),
+        ("+4930123456", VoicePromptAuthenticationError, "20003", "+4930123456"),
+    ]
+    assert len({id(e) for _, e in result.failures}) == 2
+    assert client.api_version is None
+    assert sent(v2_pbx) == [(API_V1, "login")]
+    assert_no_secrets(v2_pbx, caplog, client, exc_info.value, *(e for _, e in result.failures))
+
+
+# -- local validation
+
+
+COUNT_WORDS = (
+    f"The number of times to play the prompts must be a whole number from 1 to {MAX_COUNT}"
+)
+VOLUME_WORDS = f"The volume must be a whole number from {MIN_VOLUME} to {MAX_VOLUME}"
+PERMISSION_WORDS = "dial_permission must be an extension number (digits only, like 1000)"
+NOT_A_NUMBER = (
+    "is not a number to call (an extension or group number like 1000, "
+    "or an external number like +4930123456)"
+)
+BAD_OPTIONS: list[tuple[dict[str, Any], str]] = [
+    ({"count": 0}, COUNT_WORDS),
+    ({"count": MAX_COUNT + 1}, COUNT_WORDS),
+    ({"count": -1}, COUNT_WORDS),
+    ({"count": True}, COUNT_WORDS),
+    ({"count": 2.0}, COUNT_WORDS),
+    ({"count": "2"}, COUNT_WORDS),
+    ({"volume": MIN_VOLUME - 1}, VOLUME_WORDS),
+    ({"volume": MAX_VOLUME + 1}, VOLUME_WORDS),
+    ({"volume": False}, VOLUME_WORDS),
+    ({"volume": 1.5}, VOLUME_WORDS),
+    ({"volume": "5"}, VOLUME_WORDS),
+    ({"dial_permission": "abc"}, PERMISSION_WORDS),
+    ({"dial_permission": "+491"}, PERMISSION_WORDS),
+    ({"dial_permission": ""}, PERMISSION_WORDS),
+    ({"dial_permission": True}, PERMISSION_WORDS),
+    ({"dial_permission": 1000.0}, PERMISSION_WORDS),
+    ({"dial_permission": "1" * 17}, PERMISSION_WORDS),
+    ({"count": 2, "volume": 99}, VOLUME_WORDS),
+]
+
+
+@pytest.mark.parametrize(("options", "words"), BAD_OPTIONS)
+@pytest.mark.parametrize("api_version", ["undecided", "v1", "v2"])
+async def test_count_volume_and_dial_permission_bounds(
+    session: aiohttp.ClientSession,
+    pbx: FakeYeastarPBX,
+    options: dict[str, Any],
+    words: str,
+    api_version: str,
+) -> None:
+    """Refused before anything is sent, whatever API the PBX has (or it is unknown)."""
+    if api_version == "v2":
+        pbx.firmware_version = V2_FIRMWARE_VERSION
+    client = make_client(session, pbx)
+    if api_version != "undecided":
+        await client.device_info()
+    count = len(pbx.requests)
+    for play in (client.play_prompt, client.async_play):
+        with pytest.raises(VoicePromptInputError) as exc_info:
+            await play("1000", "hello111", **options)
+        assert exc_info.value.message == words
+        assert exc_info.value.code is None
+    assert len(pbx.requests) == count
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("1000", ["1000"]),
+        (6300, ["6300"]),
+        ("1000, 6300; +4930123456", ["1000", "6300", "+4930123456"]),
+        (["+4930123456", "004930123456", "+4930123456"], ["+4930123456", "004930123456"]),
+        ("1" * MAX_NUMBER_DIGITS, ["1" * MAX_NUMBER_DIGITS]),
+        ("+" + "1" * MAX_NUMBER_DIGITS, ["+" + "1" * MAX_NUMBER_DIGITS]),
+    ],
+)
+def test_normalize_numbers_ok(value: Any, expected: list[str]) -> None:
+    assert normalize_numbers(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("", "No number was given"),
+        ([], "No number was given"),
+        ("+", NOT_A_NUMBER),
+        ("++49", NOT_A_NUMBER),
+        ("49+30", NOT_A_NUMBER),
+        ("49 30", NOT_A_NUMBER),
+        ("+49-30", NOT_A_NUMBER),
+        ("1" * (MAX_NUMBER_DIGITS + 1), NOT_A_NUMBER),
+        ("abc", NOT_A_NUMBER),
+        ("*97", NOT_A_NUMBER),
+        (True, NOT_A_NUMBER),
+        (None, NOT_A_NUMBER),
+        ([["1000"]], NOT_A_NUMBER),
+        ([str(n) for n in range(MAX_EXTENSIONS + 1)], "At most 500 numbers can be called at once"),
+    ],
+)
+def test_normalize_numbers_refused(value: Any, words: str) -> None:
+    with pytest.raises(VoicePromptInputError) as exc_info:
+        normalize_numbers(value)
+    assert words in exc_info.value.message
+    assert exc_info.value.code is None
+
+
+async def test_v2_target_validation_speaks_of_numbers(
+    session: aiohttp.ClientSession, v2_pbx: FakeYeastarPBX
+) -> None:
+    """On v2 a bad target is "not a number to call"; undecided/v1 it is "not an extension"."""
+    client = make_client(session, v2_pbx)
+    with pytest.raises(VoicePromptInputError) as exc_info:
+        await client.play_prompt("+49 30", "alarm")
+    assert exc_info.value.message == f"+49 30 {NOT_AN_EXTENSION}"
+    with pytest.raises(VoicePromptInputError) as exc_info:
+        await client.play_prompt("1000, 6300", "alarm")
+    assert exc_info.value.message == (
+        "1000, 6300 is more than one extension; use async_play for several"
+    )
+    assert v2_pbx.requests == []
+
+    await client.device_info()
+    count = len(v2_pbx.requests)
+    with pytest.raises(VoicePromptInputError) as exc_info:
+        await client.play_prompt("+49 30", "alarm")
+    assert exc_info.value.message == f"+49 30 {NOT_A_NUMBER}"
+    with pytest.raises(VoicePromptInputError) as exc_info:
+        await client.async_play([], "alarm")
+    assert exc_info.value.message == "No number was given"
+    with pytest.raises(VoicePromptInputError) as exc_info:
+        await client.play_prompt("1000, 6300", "alarm")
+    assert (
+        exc_info.value.message == "1000, 6300 is more than one number; use async_play for several"
+    )
+    with pytest.raises(VoicePromptInputError) as exc_info:
+        await client.async_play("6300", "123", count=2)
+    assert exc_info.value.message == "Prompt name 123 is only digits, which the PBX does not accept"
+    assert len(v2_pbx.requests) == count
+
+
+# -- tokens on v2
+
+
+@pytest.mark.parametrize("errno", TOKEN_ERRNOS)
+async def test_v2_token_error_relogins_once_on_v2(
+    session: aiohttp.ClientSession,
+    v2_pbx: FakeYeastarPBX,
+    caplog: pytest.LogCaptureFixture,
+    errno: str,
+) -> None:
+    client = await detected_v2_client(session, v2_pbx)
+    v2_pbx.fail_next[V2_PLAY] = [errno]
+
+    call_id = await client.play_prompt("6300", "alarm", count=2)
+
+    assert sent(v2_pbx)[4:] == [
+        (API_V2, "call/playprompt"),
+        (API_V2, "login"),
+        (API_V2, "call/playprompt"),
+    ]
+    first, retry = v2_pbx.calls(V2_PLAY)
+    old, new = v2_token(v2_pbx, 0), v2_token(v2_pbx, 1)
+    assert old != new
+    assert (first.token, retry.token) == (old, new)
+    assert first.reply == {"status": "Failed", "errno": errno}
+    assert retry.body == first.body
+    assert retry.reply == {"status": "Success", "callid": call_id}
+    assert v2_pbx.calls("v2/login")[-1].body["version"] == "2.0.0"
+    assert_no_secrets(v2_pbx, caplog, client)
+
+
+async def test_v2_token_refused_twice_is_a_request_error(
+    session: aiohttp.ClientSession, v2_pbx: FakeYeastarPBX, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = await detected_v2_client(session, v2_pbx)
+    v2_pbx.fail_next[V2_PLAY] = ["20006", "20004"]
+    with pytest.raises(VoicePromptRequestError) as exc_info:
+        await client.play_prompt("1000", "alarm", volume=1)
+    err = exc_info.value
+    assert type(err) is VoicePromptRequestError
+    assert err.code == "20004"
+    assert err.target == "1000"
+    assert err.message == "127.0.0.1 refused a token it had just issued (error 20004)"
+    assert len(v2_pbx.calls("v2/login")) == 2
+    assert client.diagnostics()["auth_failed"] is False
+    assert_no_secrets(v2_pbx, caplog, client, err)
+
+
+async def test_v2_single_flight_relogin_after_restart(
+    session: aiohttp.ClientSession, v2_pbx: FakeYeastarPBX, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The PBX forgets its tokens: 30 concurrent v2 plays log in on v2 exactly once."""
+    client = await detected_v2_client(session, v2_pbx)
+    v2_pbx.expire_tokens()
+    result = await client.async_play(
+        [str(n) for n in range(1010, 1040)], "hello111", count=2, volume=8
+    )
+
+    assert len(result.calls) == 30
+    assert result.failures == []
+    assert len(v2_pbx.calls("v2/login")) == 2
+    assert len(v2_pbx.calls("v1/login")) == 1
+    accepted = [r for r in v2_pbx.calls(V2_PLAY) if r.reply and r.reply["status"] == "Success"]
+    assert {r.token for r in accepted} == {v2_token(v2_pbx)}
+    assert_no_secrets(v2_pbx, caplog, client)
+
+
+async def test_v2_idle_token_timed_out(
+    freezer: FrozenDateTimeFactory,
+    session: aiohttp.ClientSession,
+    v2_pbx: FakeYeastarPBX,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client = await detected_v2_client(session, v2_pbx)
+    freezer.tick(timedelta(seconds=v2_pbx.token_ttl + 1))
+    assert await client.play_prompt("+4930123456", "alarm", dial_permission="1000")
+    first, retry = v2_pbx.calls(V2_PLAY)
+    assert first.reply == {"status": "Failed", "errno": "20006"}
+    assert retry.reply is not None
+    assert retry.reply["status"] == "Success"
+    assert sent(v2_pbx)[-2] == (API_V2, "login")
+    assert client.diagnostics()["token_age_seconds"] == 0.0
+    assert_no_secrets(v2_pbx, caplog, client)
+
+
+async def test_v2_password_changed_latches(
+    session: aiohttp.ClientSession, v2_pbx: FakeYeastarPBX, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The v2 re-login is refused: latched like on v1, nothing more is sent."""
+    client = await detected_v2_client(session, v2_pbx)
+    v2_pbx.password = "changed"
+    v2_pbx.expire_tokens()
+
+    with pytest.raises(VoicePromptAuthenticationError) as exc_info:
+        await client.play_prompt("6300", "alarm", count=2)
+    assert type(exc_info.value) is VoicePromptAuthenticationError
+    assert exc_info.value.code == "20003"
+    assert exc_info.value.target == "6300"
+    count = len(v2_pbx.requests)
+    assert sent(v2_pbx)[-1] == (API_V2, "login")
+    with pytest.raises(VoicePromptAuthenticationError):
+        await client.device_info()
+    result = await client.async_play(["1000", "6300"], "alarm", volume=4)
+    assert {type(e) for _, e in result.failures} == {VoicePromptAuthenticationError}
+    assert await client.async_keepalive(REPORT_IP) is False
+    assert len(v2_pbx.requests) == count
+    assert client.diagnostics()["auth_failed"] is True
+    assert v2_pbx.failed_logins == {"127.0.0.1": 1}
+    assert_no_secrets(v2_pbx, caplog, client, exc_info.value)
+
+
+async def test_v2_relogin_blocked(
+    freezer: FrozenDateTimeFactory,
+    session: aiohttp.ClientSession,
+    v2_pbx: FakeYeastarPBX,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """20002 on a v2 re-login: nothing is sent for 10 minutes, then v2 again."""
+    client = await detected_v2_client(session, v2_pbx)
+    v2_pbx.expire_tokens()
+    v2_pbx.block_ip("127.0.0.1")
+
+    with pytest.raises(VoicePromptIPBlockedError) as exc_info:
+        await client.play_prompt("1000", "alarm", volume=6)
+    assert exc_info.value.code == "20002"
+    count = len(v2_pbx.requests)
+    freezer.tick(timedelta(seconds=LOCKOUT_SECONDS - 1))
+    with pytest.raises(VoicePromptIPBlockedError):
+        await client.play_prompt("1000", "alarm", volume=6)
+    assert len(v2_pbx.requests) == count
+
+    freezer.tick(timedelta(seconds=2))
+    assert await client.play_prompt("1000", "alarm", volume=6)
+    assert sent(v2_pbx)[count:] == [(API_V2, "login"), (API_V2, "call/playprompt")]
+    assert_no_secrets(v2_pbx, caplog, client, exc_info.value)
+
+
+# -- the fake's v2 (what the client relies on it to do)
+
+
+async def test_fake_v2_paths_and_tokens(
+    session: aiohttp.ClientSession, pbx: FakeYeastarPBX, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The fake's documented choices: 404 without v2, tokens per API, lockout shared."""
+    v1 = make_client(session, pbx)
+    await v1.device_info()
+    (v1_token,) = login_tokens(pbx)
+
+    async def post(url: str, body: Any, token: str | None = None) -> tuple[int, str]:
+        async with session.post(
+            url, json=body, params={"token": token} if token else None, ssl=False
+        ) as response:
+            return response.status, await response.text()
+
+    login = {"username": "api", "password": PASSWORD_MD5}
+    assert await post(pbx.base_url_v2 + "login", login) == (404, NOT_FOUND_BODY)
+    pbx.absent_v2_errno = "10003"
+    status, text = await post(pbx.base_url_v2 + "login", login)
+    assert (status, json.loads(text)) == (200, {"status": "Failed", "errno": "10003"})
+
+    pbx.firmware_version = V2_FIRMWARE_VERSION
+    status, text = await post(pbx.base_url_v2 + "login", {**login, "urltag": "2"})
+    assert json.loads(text) == {"status": "Failed", "errno": "10004"}
+    status, text = await post(pbx.base_url_v2 + "login", {**login, "port": "x"})
+    assert json.loads(text) == {"status": "Failed", "errno": "20008"}
+    status, text = await post(
+        pbx.base_url_v2 + "login", {**login, "url": "report", "urltag": 0, "version": "2.0.0"}
+    )
+    reply = json.loads(text)
+    assert reply["status"] == "Success"
+    assert reply["transport"] == "HTTP"
+    token = reply["token"]
+    # A token works only on the API that issued it.
+    for url, used in ((pbx.base_url_v2, v1_token), (pbx.base_url, token)):
+        status, text = await post(url + "deviceinfo/query", None, used)
+        assert json.loads(text) == {"status": "Failed", "errno": "20004"}
+    # v2 has no extensionlist/query; v1 has no call/playprompt.
+    for url in (pbx.base_url_v2 + "extensionlist/query", pbx.base_url + "call/playprompt"):
+        status, text = await post(url, None, token if "v2" in url else v1_token)
+        assert json.loads(text) == {"status": "Failed", "errno": "10003"}
+
+    async def play(body: dict[str, Any]) -> dict[str, Any]:
+        _, text = await post(pbx.base_url_v2 + "call/playprompt", body, token)
+        reply: dict[str, Any] = json.loads(text)
+        return reply
+
+    ok = {"number": "6300", "prompt": "alarm"}
+    assert (await play({**ok, "count": 2, "volume": 20}))["status"] == "Success"
+    for bad in (
+        {"count": 0},
+        {"count": "x"},
+        {"volume": 21},
+        {"volume": -1},
+        {"volume": "loud"},
+        {"autoanswer": "maybe"},
+        {"number": ""},
+    ):
+        assert await play({**ok, **bad}) == {"status": "Failed", "errno": "10004"}, bad
+    assert await play({**ok, "number": "*97"}) == {"status": "Failed", "errno": "10031"}
+    assert await play({**ok, "number": "1002"}) == {"status": "Failed", "errno": "10015"}
+    assert await play({**ok, "number": "+4930123456", "dialpermission": "4242"}) == {
+        "status": "Failed",
+        "errno": "10024",
+    }
+    _, text = await post(pbx.base_url_v2 + "extension/query", {"number": "1000,4242"}, token)
+    assert json.loads(text) == {"status": "Failed", "errno": "10006"}
+    _, text = await post(pbx.base_url_v2 + "extension/query", {"number": "1002"}, token)
+    assert json.loads(text)["extinfos"][0]["number"] == "1002"
+    _, text = await post(pbx.base_url_v2 + "extension/query", {}, token)
+    assert json.loads(text) == {"status": "Failed", "errno": "10004"}
+    for body in ({}, {"ipaddr": REPORT_IP, "port": "0"}):
+        _, text = await post(pbx.base_url_v2 + "heartbeat", body, token)
+        assert json.loads(text)["status"] == "Failed"
+    # One lockout counter for both APIs.
+    for _ in range(3):
+        await post(pbx.base_url + "login", {**login, "password": "x", "port": "8260"})
+    for _ in range(2):
+        await post(pbx.base_url_v2 + "login", {**login, "password": "x"})
+    assert "127.0.0.1" in pbx.blocked_ips
+    assert [r.api for r in pbx.calls("login")][-5:] == [API_V1] * 3 + [API_V2] * 2
+    await v1.async_close()
+
+
+def test_fake_program_options() -> None:
+    """``--api v2`` makes a PBX with firmware 30.13.0.30; by default the firmware decides."""
+    v1 = fake_yeastar._parse_args([])
+    v2 = fake_yeastar._parse_args(["--api", "v2"])
+    custom = fake_yeastar._parse_args(["--api", "v2", "--firmware", "30.20.0.1"])
+    assert (v1.api, v1.firmware) == (None, None)
+    assert (v2.api, v2.firmware) == ("v2", None)
+    assert custom.firmware == "30.20.0.1"
+    assert FakeYeastarPBX(firmware_version=V2_FIRMWARE_VERSION).has_v2 is True
+    assert FakeYeastarPBX().has_v2 is False
+    assert FakeYeastarPBX(api_v2=False, firmware_version=V2_FIRMWARE_VERSION).has_v2 is False
+    fake = FakeYeastarPBX(api_v2=True)
+    assert fake.has_v2 is True
+    fake.api_v2 = None  # follows the firmware again
+    assert fake.has_v2 is False

@@ -653,8 +653,8 @@ async def test_external_url_issue_from_setup(
             "invalid_input",
             f"The resource ID of prompt {MEDIA} is empty",
         ),
-        ({"target": USER_ID, "prompt": []}, "prompt_required", None),
-        ({"target": USER_ID}, "prompt_required", None),
+        ({"target": USER_ID, "prompt": []}, "nothing_to_play", None),
+        ({"target": USER_ID}, "nothing_to_play", None),
         (
             {"target": "1000", "prompt": [MEDIA]},
             "invalid_input",

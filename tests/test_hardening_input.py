@@ -73,7 +73,7 @@ REFUSALS = {
     "entry_not_found",
     "fields_not_supported",
     "target_and_extension",
-    "prompt_required",
+    "nothing_to_play",
     "target_required",
     "invalid_input",
 }

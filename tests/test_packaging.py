@@ -344,7 +344,15 @@ def test_event_types_translated() -> None:
 
 
 def test_translation_sections() -> None:
-    assert set(STRINGS) == {"config", "options", "services", "exceptions", "issues", "entity"}
+    assert set(STRINGS) == {
+        "config",
+        "config_subentries",
+        "options",
+        "services",
+        "exceptions",
+        "issues",
+        "entity",
+    }
     assert set(STRINGS["config"]) == {"step", "error", "abort"}
     for key, entry in STRINGS["exceptions"].items():
         assert set(entry) == {"message"}, key

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import config_validation as cv, device_registry as dr
@@ -14,8 +16,9 @@ from .errors import setup_error
 from .services import async_setup_services
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
-# Every entry has its call-events entity; a backend may add platforms of its own.
-PLATFORMS = (Platform.EVENT,)
+# Every entry has its call-events entity and its named targets' notify entities and
+# buttons; a backend may add platforms of its own.
+PLATFORMS = (Platform.BUTTON, Platform.EVENT, Platform.NOTIFY)
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
@@ -34,6 +37,15 @@ async def async_setup_entry(hass: HomeAssistant, entry: VoicePromptConfigEntry) 
     entry.runtime_data = backend
     dr.async_get(hass).async_get_or_create(config_entry_id=entry.entry_id, **backend.device_info)
     await hass.config_entries.async_forward_entry_setups(entry, _platforms(entry))
+    targets = _targets(entry)
+
+    async def _async_targets_changed(hass: HomeAssistant, entry: VoicePromptConfigEntry) -> None:
+        # A named target added, changed or removed brings its entities and device along;
+        # options need no reload (the action reads them on every call).
+        if _targets(entry) != targets:
+            await hass.config_entries.async_reload(entry.entry_id)
+
+    entry.async_on_unload(entry.add_update_listener(_async_targets_changed))
     return True
 
 
@@ -43,6 +55,11 @@ async def async_unload_entry(hass: HomeAssistant, entry: VoicePromptConfigEntry)
         return False
     await entry.runtime_data.async_close()
     return True
+
+
+def _targets(entry: VoicePromptConfigEntry) -> dict[str, tuple[str, dict[str, Any]]]:
+    """What the named targets are now (Home Assistant changes a subentry in place)."""
+    return {key: (sub.title, dict(sub.data)) for key, sub in entry.subentries.items()}
 
 
 def _platforms(entry: VoicePromptConfigEntry) -> list[Platform]:

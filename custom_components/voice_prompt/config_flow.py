@@ -8,15 +8,34 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, Final
 
-from homeassistant.config_entries import ConfigEntry, ConfigFlow, ConfigFlowResult, OptionsFlow
-from homeassistant.const import CONF_CLIENT_SECRET, CONF_PASSWORD, CONF_TOKEN
+from homeassistant.config_entries import (
+    ConfigEntry,
+    ConfigEntryState,
+    ConfigFlow,
+    ConfigFlowResult,
+    ConfigSubentryFlow,
+    OptionsFlow,
+    SubentryFlowResult,
+)
+from homeassistant.const import CONF_CLIENT_SECRET, CONF_NAME, CONF_PASSWORD, CONF_TOKEN
 from homeassistant.core import callback
 from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.selector import TextSelector, TextSelectorConfig
 
 from .api import VoicePromptError
-from .backends import BACKENDS, Backend, Identity
-from .const import CONF_BACKEND, DOMAIN, LOGGER
+from .backends import BACKENDS, Backend, Capabilities, Identity
+from .const import (
+    ATTR_AUTOANSWER,
+    ATTR_MESSAGE,
+    ATTR_PROMPT,
+    ATTR_TARGET,
+    CONF_BACKEND,
+    DOMAIN,
+    LOGGER,
+    SUBENTRY_TARGET,
+)
 from .errors import flow_error
+from .validation import vol
 
 _SECRETS: Final = frozenset({CONF_PASSWORD, CONF_TOKEN, CONF_CLIENT_SECRET})
 # Menu step id → the backend that contributes it, in menu order.
@@ -45,6 +64,14 @@ class VoicePromptConfigFlow(ConfigFlow, domain=DOMAIN):
     def async_supports_options_flow(cls, config_entry: ConfigEntry) -> bool:
         """Only backends with an options form offer options."""
         return _backend_of(config_entry.data).options_schema is not None
+
+    @classmethod
+    @callback
+    def async_get_supported_subentry_types(
+        cls, config_entry: ConfigEntry
+    ) -> dict[str, type[ConfigSubentryFlow]]:
+        """Named targets ("Reception phone") of every entry."""
+        return {SUBENTRY_TARGET: TargetSubentryFlow}
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Let the user pick the kind of phone system."""
@@ -142,9 +169,10 @@ class VoicePromptConfigFlow(ConfigFlow, domain=DOMAIN):
         """Titles the flow could have given ``entry``: under the system's old or new name."""
         backend = _backend_of(entry.data)
         names = {identity.name} | {
-            device.name
+            name
             for device in dr.async_entries_for_config_entry(dr.async_get(self.hass), entry.entry_id)
-            if device.name
+            for name in (device.name, device.model)
+            if name
         }
         return {backend.title(Identity(identity.unique_id, name), entry.data) for name in names}
 
@@ -186,6 +214,77 @@ for _step_id in MENU:
     setattr(VoicePromptConfigFlow, f"async_step_{_step_id}", _menu_step(_step_id))
 
 
+class TargetSubentryFlow(ConfigSubentryFlow):
+    """A target people name once: its own notify entity and announce button."""
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
+        """Name, whom to call, and what the announce button plays."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            values = _target_values(user_input)
+            if not (errors := _missing(values)):
+                return self.async_create_entry(title=values.pop(CONF_NAME), data=values)
+        return self.async_show_form(
+            step_id="user",
+            data_schema=self.add_suggested_values_to_schema(self._schema(), user_input),
+            errors=errors,
+        )
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Change a named target."""
+        entry, subentry = self._get_entry(), self._get_reconfigure_subentry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            values = _target_values(user_input)
+            if not (errors := _missing(values)):
+                return self.async_update_and_abort(
+                    entry, subentry, title=values.pop(CONF_NAME), data=values
+                )
+        return self.async_show_form(
+            step_id="reconfigure",
+            data_schema=self.add_suggested_values_to_schema(
+                self._schema(), user_input or {CONF_NAME: subentry.title, **subentry.data}
+            ),
+            errors=errors,
+            description_placeholders={"name": subentry.title},
+        )
+
+    def _schema(self) -> vol.Schema:
+        """The fields the entry's phone system can honour."""
+        entry = self._get_entry()
+        # A loaded entry knows what its system can do (it may depend on the firmware).
+        capabilities = (
+            entry.runtime_data.capabilities
+            if entry.state is ConfigEntryState.LOADED
+            else Capabilities()
+        )
+        fields: dict[vol.Marker, Any] = {
+            vol.Required(CONF_NAME): str,
+            vol.Required(ATTR_TARGET): str,
+            vol.Optional(ATTR_PROMPT): TextSelector(TextSelectorConfig(multiple=True)),
+        }
+        if capabilities.speech:
+            fields[vol.Optional(ATTR_MESSAGE)] = TextSelector(TextSelectorConfig(multiline=True))
+        if capabilities.autoanswer:
+            fields[vol.Optional(ATTR_AUTOANSWER)] = bool
+        return vol.Schema(fields)
+
+
+def _missing(values: Mapping[str, Any]) -> dict[str, str]:
+    """A name or target of spaces alone is none (the form's own check lets it through)."""
+    return {key: "required" for key in (CONF_NAME, ATTR_TARGET) if key not in values}
+
+
+def _target_values(user_input: Mapping[str, Any]) -> dict[str, Any]:
+    """Trimmed values; empty defaults are left out (the action then has none)."""
+    values = _stripped(user_input)
+    if isinstance(values.get(ATTR_PROMPT), list):
+        values[ATTR_PROMPT] = [item.strip() for item in values[ATTR_PROMPT] if item.strip()]
+    return {key: value for key, value in values.items() if value not in ("", [], None)}
+
+
 class VoicePromptOptionsFlow(OptionsFlow):
     """The backend's options form; the action reads options on every call, so no reload."""
 
@@ -198,6 +297,7 @@ class VoicePromptOptionsFlow(OptionsFlow):
         return self.async_show_form(
             step_id="init",
             data_schema=self.add_suggested_values_to_schema(schema, self.config_entry.options),
+            description_placeholders={"name": self.config_entry.title},
         )
 
 

@@ -33,7 +33,7 @@ _KEYS: Final[tuple[tuple[type[client.VoicePromptError], str, str], ...]] = (
     (client.VoicePromptSSLError, "ssl_error", "ssl_error"),
     (client.VoicePromptConnectionError, "cannot_connect", "cannot_connect"),
     (client.VoicePromptResponseError, "invalid_response", "cannot_connect"),
-    (client.VoicePromptApiDisabledError, "api_disabled", "unknown"),
+    (client.VoicePromptApiDisabledError, "api_disabled", "api_disabled"),
     (client.VoicePromptRequestError, "request_failed", "unknown"),
     (client.VoicePromptError, "unknown_error", "unknown"),
 )

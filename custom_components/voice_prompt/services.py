@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import fields
+from dataclasses import fields, replace
 from typing import Any, Final, cast
 
 from homeassistant.config_entries import ConfigEntryState
@@ -20,14 +20,21 @@ from .const import (
     ATTR_CONFIG_ENTRY_ID,
     ATTR_EXTENSION,
     ATTR_HANG_UP,
+    ATTR_LANGUAGE,
     ATTR_LOOP,
+    ATTR_MESSAGE,
     ATTR_PROMPT,
+    ATTR_REPEAT,
     ATTR_TARGET,
+    ATTR_TTS_ENGINE,
+    ATTR_TTS_OPTIONS,
+    ATTR_VOLUME,
     DOMAIN,
     LOGGER,
     SERVICE_PLAY_PROMPT,
 )
 from .errors import needs_reauth, translate_error
+from .speech import Message, async_render, check_message
 from .validation import vol
 
 # A Teams prompt may carry the id Microsoft caches it under.
@@ -54,6 +61,12 @@ PLAY_PROMPT_SCHEMA: Final = vol.Schema(
         vol.Optional(ATTR_TARGET): _texts,
         vol.Optional(ATTR_EXTENSION): _texts,
         vol.Optional(ATTR_PROMPT): _prompts,
+        vol.Optional(ATTR_MESSAGE): cv.string,
+        vol.Optional(ATTR_TTS_ENGINE): cv.string,
+        vol.Optional(ATTR_LANGUAGE): cv.string,
+        vol.Optional(ATTR_TTS_OPTIONS): dict,
+        vol.Optional(ATTR_REPEAT): cv.positive_int,
+        vol.Optional(ATTR_VOLUME): cv.positive_int,
         vol.Optional(ATTR_AUTOANSWER): cv.boolean,
         vol.Optional(ATTR_CALL_ID): cv.string,
         vol.Optional(ATTR_CLIENT_CONTEXT): cv.string,
@@ -63,6 +76,12 @@ PLAY_PROMPT_SCHEMA: Final = vol.Schema(
 )
 # The capability (a Capabilities field) each optional field needs.
 FIELD_CAPABILITIES: Final = {
+    ATTR_MESSAGE: "speech",
+    ATTR_TTS_ENGINE: "speech",
+    ATTR_LANGUAGE: "speech",
+    ATTR_TTS_OPTIONS: "speech",
+    ATTR_REPEAT: "repeat",
+    ATTR_VOLUME: "volume",
     ATTR_AUTOANSWER: "autoanswer",
     ATTR_CALL_ID: "existing_call",
     ATTR_CLIENT_CONTEXT: "client_context",
@@ -77,12 +96,7 @@ def async_setup_services(hass: HomeAssistant) -> None:
 
     async def async_play_prompt(call: ServiceCall) -> ServiceResponse:
         entry = _loaded_entry(hass, call.data[ATTR_CONFIG_ENTRY_ID])
-        request = _play_request(entry, call.data)
-        try:
-            result = await entry.runtime_data.async_play(request)
-        except VoicePromptError as err:
-            raise translate_error(hass, entry, err) from err
-        _check_something_played(hass, entry, result)
+        result = await async_play(hass, entry, call.data)
         return _response(result) if call.return_response else None
 
     hass.services.async_register(
@@ -92,6 +106,32 @@ def async_setup_services(hass: HomeAssistant) -> None:
         schema=PLAY_PROMPT_SCHEMA,
         supports_response=SupportsResponse.OPTIONAL,
     )
+
+
+async def async_play(
+    hass: HomeAssistant, entry: VoicePromptConfigEntry, data: Mapping[str, Any]
+) -> PlayResult:
+    """Play validated action data on a loaded entry (the action, notify entities, buttons).
+
+    Raises when nothing could be played; a partial broadcast is logged and returned.
+    """
+    request = _play_request(entry, data)
+    backend = entry.runtime_data
+    if (text := data.get(ATTR_MESSAGE)) is not None:
+        assert backend.speech_format is not None  # _play_request refused it otherwise
+        message = Message(
+            check_message(text),
+            data.get(ATTR_TTS_ENGINE),
+            data.get(ATTR_LANGUAGE),
+            tuple(sorted(data.get(ATTR_TTS_OPTIONS, {}).items())),
+        )
+        request = replace(request, speech=await async_render(hass, message, backend.speech_format))
+    try:
+        result = await backend.async_play(request)
+    except VoicePromptError as err:
+        raise translate_error(hass, entry, err) from err
+    _check_something_played(hass, entry, result)
+    return result
 
 
 def _loaded_entry(hass: HomeAssistant, entry_id: str) -> VoicePromptConfigEntry:
@@ -117,6 +157,8 @@ def _play_request(entry: VoicePromptConfigEntry, data: Mapping[str, Any]) -> Pla
     placeholders = {"entry": entry.title, "backend": entry.runtime_data.name}
     if ATTR_TARGET in data and ATTR_EXTENSION in data:
         raise _invalid("target_and_extension", placeholders)
+    if ATTR_MESSAGE in data and not capabilities.speech:
+        raise _invalid("speech_not_supported", placeholders)
     unsupported = sorted(
         name
         for name, capability in FIELD_CAPABILITIES.items()
@@ -127,9 +169,9 @@ def _play_request(entry: VoicePromptConfigEntry, data: Mapping[str, Any]) -> Pla
     targets = tuple(data.get(ATTR_TARGET, data.get(ATTR_EXTENSION, ())))
     if len(targets) > 1 and not capabilities.several_targets:
         raise _invalid("one_target_only", placeholders)
-    if not data.get(ATTR_PROMPT):
-        raise _invalid("prompt_required", placeholders)
-    options = {key: value for key, value in data.items() if key in _REQUEST_FIELDS}
+    if not data.get(ATTR_PROMPT) and ATTR_MESSAGE not in data:
+        raise _invalid("nothing_to_play", placeholders)
+    options = {key: value for key, value in data.items() if key in _REQUEST_FIELDS - {"speech"}}
     return PlayRequest(**options, targets=targets, prompts=tuple(data.get(ATTR_PROMPT, ())))
 
 

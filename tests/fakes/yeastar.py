@@ -1,7 +1,26 @@
-"""A real aiohttp server that behaves like a Yeastar S-Series PBX (API v1.0.0).
+"""A real aiohttp server that behaves like a Yeastar S-Series PBX (API v1.0.0 and v2.0.0).
 
 Use it from tests (``await FakeYeastarPBX().start()`` in the running loop) or as a
-program: ``python -m tests.fakes.yeastar --help``.
+program: ``python -m tests.fakes.yeastar --help`` (``--api v2`` for a PBX with API v2).
+
+API v2.0.0 is there when the firmware is 30.13.0.30 or newer (``api_v2`` True/False
+overrides that). Where the guides are silent, the fake chooses, and says so here:
+
+- A PBX without v2 answers ``/api/v2.0.0/...`` with HTTP 404 and an HTML page, as its web
+  server (Boa) does for any path it does not serve; ``absent_v2_errno`` makes it answer
+  ``{"status": "Failed", "errno": ...}`` instead (e.g. "10003", unsupported request).
+- Tokens belong to the API whose login issued them: a v1 token on a v2 path (or the
+  other way round) is unknown there (20004). The token errnos are v1's (20004/20005/20006;
+  the v2 guide's table of 2000x codes could not be read).
+- Failed logins count towards the lockout on both APIs together (one per address).
+- v2 ``call/playprompt``: ``count`` and ``volume`` may be numbers or digit strings (the
+  guide's table says Integer, its example sends strings); a count below 1, a volume
+  outside 0-20 or a non-number is refused with 10004 (the guide names no errno for a bad
+  value). A number that is neither an extension nor a paging group is external if it is
+  5-32 digits (optionally after +), 10031 if it is not a number at all, else 10011. An
+  external number without ``dialpermission``, or with one that is no extension or has
+  no outbound permission (``no_outbound``), is refused with 10024 (no outbound
+  permission: nothing says which extension's routes it would use otherwise).
 """
 
 import argparse
@@ -26,12 +45,20 @@ from aiohttp import web
 from . import emit as _emit, run_program, serve_until_stopped
 from .tls import make_self_signed_cert, server_ssl_context
 
-API_PREFIX = "/api/v1.0.0/"
+API_V1 = "1.0.0"
+API_V2 = "2.0.0"
+API_PREFIX = f"/api/v{API_V1}/"
+API_V2_PREFIX = f"/api/v{API_V2}/"
+# The first firmware the v2 guide names ("30.13.0.30 or later").
+V2_FIRMWARE = (30, 13, 0, 30)
+V1_FIRMWARE_VERSION = "30.5.0.109"
+V2_FIRMWARE_VERSION = "30.13.0.30"
 
 ERRORS: dict[str, str] = {
     "10002": "unsupported XML format",
     "10003": "unsupported request",
     "10004": "required parameter blank",
+    "10005": "callid does not exist",  # v2
     "10006": "extension does not exist",
     "10007": "call does not exist",
     "10008": "extension not idle",
@@ -41,6 +68,7 @@ ERRORS: dict[str, str] = {
     "10023": "prompt does not exist",
     "10024": "no outbound permission",
     "10025": "applying config too often",
+    "10031": "callee number does not meet the requirement",  # v2
     "20000": "only JSON",
     "20001": "only POST",
     "20002": "login failed: user locked",
@@ -69,11 +97,21 @@ DEFAULT_EXTENSION_NAMES: dict[str, str] = {
 DEFAULT_PROMPTS: frozenset[str] = frozenset(
     {"hello111", "queue1", "doorbell", "wakeup", "lunch_ready", "alarm"}
 )
+DEFAULT_PAGING_GROUPS: dict[str, list[str]] = {"6300": ["1000", "1001"]}
 MAX_LOGIN_FAILURES = 5
 MAX_PORT = 65535
+MAX_VOLUME = 20
 GARBAGE_BODY = "<html><body><h1>Yeastar</h1>Please log in.</body></html>"
+NOT_FOUND_BODY = (
+    "<HTML><HEAD><TITLE>404 Not Found</TITLE></HEAD>\n"
+    "<BODY><H1>404 Not Found</H1>\nThe requested URL was not found on this server.\n"
+    "</BODY></HTML>\n"
+)
 
 _PORT_RE = re.compile(r"[0-9]{1,5}")
+_EXTERNAL_RE = re.compile(r"\+?[0-9]{5,32}")
+_NUMBER_RE = re.compile(r"\+?[0-9]+")
+_FIRMWARE_RE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)*)")
 
 _Reply = dict[str, Any]
 _Handler = Callable[[dict[str, Any], str | None, str], _Reply]
@@ -84,11 +122,12 @@ class RecordedRequest:
     """One request the fake received."""
 
     method: str
-    path: str  # relative to /api/v1.0.0/, e.g. "login"
+    path: str  # relative to the API's prefix (/api/v1.0.0/), e.g. "login"
     token: str | None
     body: Any  # parsed JSON, raw text if not JSON, None if empty
     remote: str | None
     reply: dict[str, Any] | None  # what the fake answered (None for faults)
+    api: str = API_V1  # "1.0.0" or "2.0.0"
 
 
 def _success(**extra: Any) -> _Reply:
@@ -118,6 +157,23 @@ def _valid_port(value: Any) -> bool:
     return False
 
 
+def _count(value: Any) -> int | None:
+    """A JSON number or digit string as an int (None when it is neither)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit() and value.strip().isascii():
+        return int(value.strip())
+    return None
+
+
+def firmware_has_v2(version: str) -> bool:
+    """Whether a firmware version is 30.13.0.30 or newer (where API v2 exists)."""
+    match = _FIRMWARE_RE.match(version)
+    return match is not None and tuple(int(p) for p in match.group(1).split(".")) >= V2_FIRMWARE
+
+
 def _mask(token: str | None) -> str:
     if not token:
         return "-"
@@ -141,6 +197,9 @@ class FakeYeastarPBX:
         extra_extensions: int = 100,
         log_requests: bool = False,
         extension_names: dict[str, str] | None = None,
+        firmware_version: str = V1_FIRMWARE_VERSION,
+        api_v2: bool | None = None,
+        paging_groups: dict[str, list[str]] | None = None,
     ) -> None:
         """Configure the fake; nothing listens until start()."""
         self.username = username
@@ -156,7 +215,19 @@ class FakeYeastarPBX:
         self.device_name = device_name
         self.serial = serial
         self.hardware_version = "V1.30 0000-0000"
-        self.firmware_version = "30.5.0.109"
+        self.firmware_version = firmware_version
+        # API v2.0.0 answers: True/False, or None to follow the firmware (see has_v2).
+        self.api_v2: bool | None = api_v2
+        self.paging_groups: dict[str, list[str]] = {
+            number: list(members)
+            for number, members in (
+                DEFAULT_PAGING_GROUPS if paging_groups is None else paging_groups
+            ).items()
+        }
+        # How the v2 login says events are pushed ("HTTP" or "TCP", set in API settings).
+        self.transport = "HTTP"
+        # What a PBX without v2 answers on /api/v2.0.0/: None = HTTP 404, else this errno.
+        self.absent_v2_errno: str | None = None
         self.token_ttl = token_ttl
         self.lockout_seconds = lockout_seconds
         self.log_requests = log_requests
@@ -165,7 +236,8 @@ class FakeYeastarPBX:
         self.port = 0
         self.scheme = "http"
         self.requests: list[RecordedRequest] = []
-        self.tokens: dict[str, float] = {}
+        self.tokens: dict[str, float] = {}  # token -> last use (fake clock), both APIs
+        self.v2_tokens: set[str] = set()  # tokens issued by the v2 login
         self.failed_logins: dict[str, int] = {}  # ip -> consecutive failures
         self.blocked_ips: dict[str, float] = {}  # ip -> blocked until (fake clock)
         self.no_outbound: set[str] = set()  # extensions without outbound permission
@@ -179,6 +251,10 @@ class FakeYeastarPBX:
         self.fail_next: dict[str, list[str]] = {}
         self.hang: bool = False
         self.drop_connection: bool = False
+        # Per path ("v2/login" or "login"): answer only once the event is set; drop the
+        # connection instead of answering.
+        self.hold: dict[str, asyncio.Event] = {}
+        self.drop_paths: set[str] = set()
         self._expire_every: int | None = None
 
         self._auth_count = 0
@@ -188,14 +264,23 @@ class FakeYeastarPBX:
         self._note: str | None = None  # log line set by the endpoint handlers
         self._closing = asyncio.Event()
         self._runner: web.AppRunner | None = None
-        self._handlers: dict[str, _Handler] = {
-            "heartbeat": self._heartbeat,
-            "logout": self._logout,
-            "deviceinfo/query": self._deviceinfo,
-            "extensionlist/query": self._extensionlist,
-            "extension/query": self._extension_query,
-            "extension/playprompt": self._extension_playprompt,
-            "outbound/playprompt": self._outbound_playprompt,
+        self._handlers: dict[str, dict[str, _Handler]] = {
+            API_V1: {
+                "heartbeat": self._heartbeat,
+                "logout": self._logout,
+                "deviceinfo/query": self._deviceinfo,
+                "extensionlist/query": self._extensionlist,
+                "extension/query": self._extension_query,
+                "extension/playprompt": self._extension_playprompt,
+                "outbound/playprompt": self._outbound_playprompt,
+            },
+            API_V2: {
+                "heartbeat": self._heartbeat_v2,
+                "logout": self._logout,
+                "deviceinfo/query": self._deviceinfo,
+                "extension/query": self._extension_query_v2,
+                "call/playprompt": self._call_playprompt,
+            },
         }
 
     # ----------------------------------------------------------------- lifecycle
@@ -213,7 +298,7 @@ class FakeYeastarPBX:
             raise RuntimeError(msg)
         self._closing.clear()
         app = web.Application()
-        app.router.add_route("*", API_PREFIX + "{path:.+}", self._handle)
+        app.router.add_route("*", r"/api/v{version:[12]\.0\.0}/{path:.+}", self._handle)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await runner.setup()
         site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
@@ -237,15 +322,29 @@ class FakeYeastarPBX:
 
     @property
     def base_url(self) -> str:
-        """Return the API base URL, ending in a slash."""
+        """Return the API v1.0.0 base URL, ending in a slash."""
         return f"{self.scheme}://{self.host}:{self.port}{API_PREFIX}"
+
+    @property
+    def base_url_v2(self) -> str:
+        """Return the API v2.0.0 base URL, ending in a slash."""
+        return f"{self.scheme}://{self.host}:{self.port}{API_V2_PREFIX}"
+
+    @property
+    def has_v2(self) -> bool:
+        """Whether API v2.0.0 answers: ``api_v2``, or else the firmware (30.13.0.30+)."""
+        return firmware_has_v2(self.firmware_version) if self.api_v2 is None else self.api_v2
 
     # ------------------------------------------------------------ introspection
 
     def calls(self, path: str) -> list[RecordedRequest]:
-        """Return the recorded requests to path (e.g. "extension/playprompt")."""
-        path = path.strip("/")
-        return [r for r in self.requests if r.path == path]
+        """Return the recorded requests to path, on either API.
+
+        ``"extension/playprompt"`` (any API), ``"v2/login"`` (only API v2),
+        ``"v1/login"`` (only API v1).
+        """
+        api, path = _split_key(path)
+        return [r for r in self.requests if r.path == path and api in (None, r.api)]
 
     @property
     def logins(self) -> int:
@@ -290,6 +389,7 @@ class FakeYeastarPBX:
     def expire_tokens(self) -> None:
         """Erase all tokens now (as a PBX restart does)."""
         self.tokens.clear()
+        self.v2_tokens.clear()
 
     def block_ip(self, ip: str = "127.0.0.1", seconds: float | None = None) -> None:
         """Block logins from ip for seconds (default lockout_seconds)."""
@@ -324,11 +424,21 @@ class FakeYeastarPBX:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._closing.wait(), seconds)
 
+    async def _until(self, gate: asyncio.Event) -> None:
+        """Wait for ``gate``, but return at once when close() is called."""
+        waits = [asyncio.ensure_future(gate.wait()), asyncio.ensure_future(self._closing.wait())]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+
     def _json_response(self, reply: dict[str, Any] | str) -> web.Response:
         text = reply if isinstance(reply, str) else json.dumps(reply)
         return web.Response(body=text.encode(), headers={"Content-Type": self.content_type})
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        api = request.match_info["version"]
         path = request.match_info["path"].strip("/")
         raw = (await request.read()).decode("utf-8", errors="replace")
         body: Any = None
@@ -339,14 +449,20 @@ class FakeYeastarPBX:
             except ValueError:
                 body, bad_json = raw, True
         token = request.query.get("token")
-        record = RecordedRequest(request.method, path, token, body, request.remote, None)
+        record = RecordedRequest(request.method, path, token, body, request.remote, None, api)
         self.requests.append(record)
-        where = f"{request.method} {path} from {request.remote}"
+        shown = path if api == API_V1 else f"v2 {path}"
+        where = f"{request.method} {shown} from {request.remote}"
+        # Test hooks are keyed by "v2/login" (one API) or "login" (either).
+        keys = (f"v{api[0]}/{path}", path)
 
         if self.latency > 0:
             await self._sleep(self.latency)
+        gate = next((self.hold[key] for key in keys if key in self.hold), None)
+        if gate is not None:
+            await self._until(gate)
 
-        if self.drop_connection:
+        if self.drop_connection or any(key in self.drop_paths for key in keys):
             self._log(f"{where}: dropping the connection")
             if request.transport is not None:
                 request.transport.close()
@@ -367,14 +483,23 @@ class FakeYeastarPBX:
             self._log(f"{where}: answering garbage")
             return web.Response(text=GARBAGE_BODY, content_type="text/html")
 
-        if path in self.reply_override:
-            override = self.reply_override[path]
+        if api == API_V2 and not self.has_v2:
+            if self.absent_v2_errno is None:
+                self._log(f"{where}: no API v2 on this firmware → HTTP 404")
+                return web.Response(status=404, text=NOT_FOUND_BODY, content_type="text/html")
+            record.reply = _failed(self.absent_v2_errno)
+            self._log(f"{where}: no API v2 on this firmware → Failed {self.absent_v2_errno}")
+            return self._json_response(record.reply)
+
+        override_key = next((key for key in keys if key in self.reply_override), None)
+        if override_key is not None:
+            override = self.reply_override[override_key]
             if isinstance(override, dict):
                 record.reply = override
-            shown = override.get("status") if isinstance(override, dict) else "text"
-            self._log(f"{where}: overridden reply ({shown})")
+            kind = override.get("status") if isinstance(override, dict) else "text"
+            self._log(f"{where}: overridden reply ({kind})")
             return self._json_response(override)
-        queue = self.fail_next.get(path)
+        queue = next((q for q in (self.fail_next.get(key) for key in keys) if q), None)
         if queue:
             reply = _failed(queue.pop(0))
             record.reply = reply
@@ -382,7 +507,7 @@ class FakeYeastarPBX:
             return self._json_response(reply)
 
         reply, note = self._dispatch(
-            request.method, path, token, body, request.remote or "", bad_json=bad_json
+            request.method, path, token, body, request.remote or "", bad_json=bad_json, api=api
         )
         record.reply = reply
         if note is None:
@@ -403,6 +528,7 @@ class FakeYeastarPBX:
         remote: str,
         *,
         bad_json: bool,
+        api: str = API_V1,
     ) -> tuple[_Reply, str | None]:
         """Answer a request that got past the fault switches."""
         if method != "POST":
@@ -411,15 +537,15 @@ class FakeYeastarPBX:
             return _failed("20000"), None
         data: dict[str, Any] = body if isinstance(body, dict) else {}
         if path == "login":
-            return self._login(data, remote)
-        handler = self._handlers.get(path)
+            return self._login(data, remote, api)
+        handler = self._handlers[api].get(path)
         if handler is None:
             return _failed("10003"), None
 
         if token is None or not token.strip():
             return _failed("20005"), None
         last_use = self.tokens.get(token)
-        if last_use is None:
+        if last_use is None or (token in self.v2_tokens) != (api == API_V2):
             return _failed("20004"), f"{path}: unknown token {_mask(token)} → 20004"
         now = self.now()
         if now - last_use > self.token_ttl:
@@ -439,14 +565,19 @@ class FakeYeastarPBX:
 
     # ---------------------------------------------------------------- endpoints
 
-    def _login(self, data: dict[str, Any], remote: str) -> tuple[_Reply, str | None]:
+    def _login(
+        self, data: dict[str, Any], remote: str, api: str = API_V1
+    ) -> tuple[_Reply, str | None]:
         user = _text(data.get("username"))
         password = _text(data.get("password"))
         if not user or not password:
             return _failed("10004"), f"login from {remote}: username/password blank"
-        if not _valid_port(data.get("port")):
+        # v1 requires the report port; v2 only for HTTP events (default 8260).
+        if (api == API_V1 or "port" in data) and not _valid_port(data.get("port")):
             note = f"login from {remote}: bad port {data.get('port')!r}"
             return _failed("20008"), note
+        if api == API_V2 and _text(data.get("urltag")) not in ("", "0", "1"):
+            return _failed("10004"), f"login from {remote}: bad urltag {data.get('urltag')!r}"
         now = self.now()
         until = self.blocked_ips.get(remote)
         if until is not None:
@@ -469,7 +600,16 @@ class FakeYeastarPBX:
         self.failed_logins.pop(remote, None)
         token = secrets.token_hex(16)
         self.tokens[token] = now
-        return _success(token=token), (f"login ok for {user} from {remote} (token {_mask(token)})")
+        if api == API_V1:
+            note = f"login ok for {user} from {remote} (token {_mask(token)})"
+            return _success(token=token), note
+        self.v2_tokens.add(token)
+        events = _text(data.get("version")) or "1.0.0"
+        note = (
+            f"v2 login ok for {user} from {remote} (token {_mask(token)}, "
+            f"{self.transport} events, format {events})"
+        )
+        return _success(token=token, transport=self.transport), note
 
     def _heartbeat(self, data: dict[str, Any], token: str | None, remote: str) -> _Reply:
         if not _text(data.get("ipaddr")):
@@ -479,9 +619,18 @@ class FakeYeastarPBX:
         self._note = f"heartbeat from {remote} (token {_mask(token)} extended)"
         return _success()
 
+    def _heartbeat_v2(self, data: dict[str, Any], token: str | None, remote: str) -> _Reply:
+        if not _text(data.get("ipaddr")):
+            return _failed("10004")
+        if "port" in data and not _valid_port(data.get("port")):
+            return _failed("20008")
+        self._note = f"v2 heartbeat from {remote} (token {_mask(token)} extended)"
+        return _success()
+
     def _logout(self, _data: dict[str, Any], token: str | None, remote: str) -> _Reply:
         if token is not None:
             self.tokens.pop(token, None)
+            self.v2_tokens.discard(token)
         self._note = f"logout from {remote} (token {_mask(token)} ended)"
         return _success()
 
@@ -520,6 +669,23 @@ class FakeYeastarPBX:
         if any(ext not in self.extensions for ext in wanted):
             return _failed("10006")
         return _success(extinfos=[self._ext_info(ext) for ext in wanted])
+
+    def _extension_query_v2(self, data: dict[str, Any], _token: str | None, _remote: str) -> _Reply:
+        wanted = _text(data.get("number"))
+        if not wanted:
+            return _failed("10004")
+        numbers = (
+            list(self.extensions)
+            if wanted == "all"
+            else [e.strip() for e in wanted.split(",") if e.strip()]
+        )
+        if any(ext not in self.extensions for ext in numbers):
+            return _failed("10006")
+        extinfos = []
+        for ext in numbers:
+            info = self._ext_info(ext)
+            extinfos.append({"number": info.pop("extnumber"), **info})
+        return _success(extinfos=extinfos)
 
     def _missing_prompt(self, prompt: str) -> str | None:
         """Return the first '+'-separated name that is not uploaded, if any."""
@@ -584,6 +750,71 @@ class FakeYeastarPBX:
         )
         return _success(callid=callid)
 
+    def _call_playprompt(self, data: dict[str, Any], _token: str | None, _remote: str) -> _Reply:
+        """v2: play to an extension, a paging group or an external number."""
+        number = _text(data.get("number"))
+        prompt = _text(data.get("prompt"))
+        autoanswer = data.get("autoanswer")
+        permission = _text(data.get("dialpermission"))
+        if not number or not prompt:
+            return _failed("10004")
+        if autoanswer is not None and autoanswer not in ("yes", "no"):
+            return _failed("10004")
+        count = _count(data.get("count", 1))
+        volume = _count(data["volume"]) if "volume" in data else None
+        bad_volume = "volume" in data and (volume is None or not 0 <= volume <= MAX_VOLUME)
+        if count is None or count < 1 or bad_volume:
+            self._note = (
+                f"playprompt to {number} refused: 10004 (count {data.get('count')!r}, "
+                f"volume {data.get('volume')!r})"
+            )
+            return _failed("10004")
+        if number in self.extensions:
+            kind = f"extension {number}"
+            status = self.extensions[number]
+        elif number in self.paging_groups:
+            kind = f"paging group {number} ({', '.join(self.paging_groups[number])})"
+            status = "Registered"
+        elif _EXTERNAL_RE.fullmatch(number):
+            kind = f"external number {number} via {permission or '-'}"
+            status = "Registered"
+        else:
+            errno = "10031" if not _NUMBER_RE.fullmatch(number) else "10011"
+            self._note = f"playprompt to {number} refused: {errno} (no such number)"
+            return _failed(errno)
+        missing = self._missing_prompt(prompt)
+        if missing is not None:
+            self._note = f"playprompt to {number} refused: 10023 (no prompt {missing!r})"
+            return _failed("10023")
+        if status == "Unavailable":
+            self._note = f"playprompt to {number} refused: 10015 (extension Unavailable)"
+            return _failed("10015")
+        if status == "Busy":
+            self._note = f"playprompt to {number} refused: 10008 (extension Busy)"
+            return _failed("10008")
+        if kind.startswith("external") and (
+            permission not in self.extensions or permission in self.no_outbound
+        ):
+            self._note = f"playprompt to {number} refused: 10024 (no outbound permission)"
+            return _failed("10024")
+        callid = self._next_callid()
+        auto = " (auto-answer)" if autoanswer == "yes" else ""
+        loud = f" at volume {volume}" if volume is not None else ""
+        self._note = (
+            f"{kind} called{auto}, playing {' → '.join(prompt.split('+'))} "
+            f"{count} time(s){loud} (callid {callid})"
+        )
+        return _success(callid=callid)
+
+
+def _split_key(key: str) -> tuple[str | None, str]:
+    """``"v2/login"`` → ("2.0.0", "login"); ``"login"`` → (None, "login")."""
+    key = key.strip("/")
+    prefix, _, rest = key.partition("/")
+    if prefix in ("v1", "v2") and rest:
+        return (API_V1 if prefix == "v1" else API_V2), rest
+    return None, key
+
 
 # ---------------------------------------------------------------------- program
 
@@ -591,7 +822,7 @@ class FakeYeastarPBX:
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m tests.fakes.yeastar",
-        description="Run a fake Yeastar S-Series PBX (API v1.0.0).",
+        description="Run a fake Yeastar S-Series PBX (API v1.0.0, and v2.0.0 with --api v2).",
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8088)
@@ -601,6 +832,16 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cert-dir", type=pathlib.Path, default=None)
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--token-ttl", type=float, default=1800.0)
+    parser.add_argument(
+        "--api",
+        choices=("v1", "v2"),
+        default=None,
+        help="v2: API v2.0.0 next to v1.0.0 (firmware 30.13.0.30 unless --firmware); "
+        "v1: v1.0.0 only; default: as the firmware has it (30.5.0.109: v1 only)",
+    )
+    parser.add_argument(
+        "--firmware", default=None, help="the firmware version deviceinfo/query reports"
+    )
     return parser.parse_args(argv)
 
 
@@ -616,6 +857,9 @@ async def _serve(args: argparse.Namespace) -> int:
             password=args.password,
             token_ttl=args.token_ttl,
             log_requests=True,
+            firmware_version=args.firmware
+            or (V2_FIRMWARE_VERSION if args.api == "v2" else V1_FIRMWARE_VERSION),
+            api_v2=None if args.api is None else args.api == "v2",
         )
         fake.latency = args.latency
         await fake.start(host=args.host, port=args.port, ssl_context=ssl_context)
@@ -629,6 +873,13 @@ async def _serve(args: argparse.Namespace) -> int:
             _emit(f"  certificate: {cert}")
         _emit(f"  username: {args.username}  password: {args.password}")
         _emit(f"  extensions: {len(fake.extensions)}  prompts: {', '.join(sorted(fake.prompts))}")
+        apis = f"v{API_V1} and v{API_V2}" if fake.has_v2 else f"v{API_V1} only"
+        _emit(f"  firmware: {fake.firmware_version}  API: {apis}")
+        if fake.has_v2:
+            groups = ", ".join(
+                f"{number} ({', '.join(members)})" for number, members in fake.paging_groups.items()
+            )
+            _emit(f"  paging groups: {groups}  (v2 also calls external numbers)")
         await serve_until_stopped(fake.close, "Fake Yeastar PBX")
     return 0
 

@@ -41,6 +41,7 @@ from .yeastar import (
     normalize_extensions,
     normalize_prompts,
 )
+from .yeastar_p import YeastarPClient, YeastarPSystemInfo
 
 __all__ = [
     "AuthMode",
@@ -68,6 +69,8 @@ __all__ = [
     "YeastarClient",
     "YeastarDeviceInfo",
     "YeastarExtension",
+    "YeastarPClient",
+    "YeastarPSystemInfo",
     "YeastarPlayResult",
     "check_client_context",
     "normalize_extensions",

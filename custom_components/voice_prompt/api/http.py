@@ -10,6 +10,7 @@ import aiohttp
 from .exceptions import (
     VoicePromptConnectionError,
     VoicePromptError,
+    VoicePromptInputError,
     VoicePromptSSLError,
     VoicePromptTimeoutError,
 )
@@ -23,6 +24,13 @@ def url_host(host: str) -> str:
 def opt_str(value: Any) -> str | None:
     """A reply field as text; None when it is missing or empty."""
     return str(value) if value not in (None, "") else None
+
+
+def bounded(what: str, value: object, low: int, high: int) -> int:
+    """A whole number from ``low`` to ``high``; ``what`` says what it counts."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise VoicePromptInputError(f"{what} must be a whole number from {low} to {high}")
+    return value
 
 
 def describe(err: BaseException) -> str:

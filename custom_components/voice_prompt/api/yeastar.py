@@ -1,16 +1,24 @@
-"""Async client for the Yeastar S-Series PBX API v1.0.0.
+"""Async client for the Yeastar S-Series PBX API: v1.0.0, and v2.0.0 where the PBX has it.
 
 No Home Assistant imports: the caller injects an ``aiohttp.ClientSession``.
-Every request is ``POST https://<pbx>:<port>/api/v1.0.0/<path>?token=<token>`` with a
+Every request is ``POST https://<pbx>:<port>/api/v<version>/<path>?token=<token>`` with a
 JSON body; the PBX answers HTTP 200 with ``{"status": "Success"|"Failed", ...}``.
+
+API v1.0.0 (firmware 30.5.0.30+) rings extensions only. API v2.0.0 (documented for
+firmware 30.13.0.30+) also calls paging groups and external numbers, repeats the prompts
+(``count``) and sets their ``volume``. It has no version probe: ``device_info()`` reads
+the firmware (over v1, which every firmware has) and, only when the firmware should have
+v2, tries the v2 login. A PBX that answers it keeps the client on v2 from then on; any
+other answer leaves it on v1 (``api_version``, ``diagnostics()``).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+import functools
 import hashlib
 import json
 import logging
@@ -30,7 +38,7 @@ from .exceptions import (
     VoicePromptResponseError,
     VoicePromptTokenError,
 )
-from .http import opt_str, transport_error, url_host
+from .http import bounded, opt_str, transport_error, url_host
 from .singleflight import SingleFlight
 
 _LOGGER = logging.getLogger(__name__)
@@ -49,9 +57,25 @@ MAX_IN_FLIGHT: Final = 20
 MAX_PROMPTS: Final = 50
 MAX_PROMPT_LENGTH: Final = 255
 MAX_EXTENSIONS: Final = 500
+# The first firmware the API v2.0.0 guide names ("30.13.0.30 or later").
+V2_FIRMWARE: Final = "30.13.0.30"
+# v2 ``call/playprompt``: "volume ... Valid value: 0~20". ``count`` has no documented
+# range; 10 is the P-Series client's bound too: each play holds the callee's line, and
+# more than ten of the same announcement is a mistake (a count meant as seconds).
+MAX_COUNT: Final = 10
+MIN_VOLUME: Final = 0
+MAX_VOLUME: Final = 20
+# E.164 numbers have at most 15 digits; an outbound route's prefix and an international
+# access code come in front. 32 leaves room and is the P-Series client's bound too.
+MAX_NUMBER_DIGITS: Final = 32
 
-_API_PATH: Final = "/api/v1.0.0/"
 _EXTENSION: Final = re.compile(r"[0-9]{1,16}")
+# A number to call on v2: an extension or paging group (digits), or an external number
+# (digits, optionally after a leading +).
+_NUMBER: Final = re.compile(rf"\+?[0-9]{{1,{MAX_NUMBER_DIGITS}}}")
+# The leading dotted numbers of a firmware version ("30.13.0.30", "30.13.0.30-beta").
+_FIRMWARE: Final = re.compile(r"\s*([0-9]{1,9}(?:\.[0-9]{1,9})*)")
+_V2_FIRMWARE_PARTS: Final = (30, 13, 0, 30)
 
 
 class AuthMode(StrEnum):
@@ -59,6 +83,23 @@ class AuthMode(StrEnum):
 
     CREDENTIALS = "credentials"  # logs in with the API username and password
     TOKEN = "token"  # noqa: S105 - a mode's name: a token obtained elsewhere, no login
+
+
+class ApiVersion(StrEnum):
+    """The S-Series API generation the client speaks with the PBX."""
+
+    V1 = "1.0.0"  # every firmware with the API: extensions, one play per call
+    V2 = "2.0.0"  # firmware 30.13.0.30+: paging groups, external numbers, count, volume
+
+    @property
+    def path(self) -> str:
+        """Where its endpoints live: ``/api/v2.0.0/``."""
+        return f"/api/v{self.value}/"
+
+
+# One request for the API the token belongs to: (path, body). Built per attempt, so a
+# retry after a re-login speaks the API of the new token.
+_Exchange = Callable[[ApiVersion], tuple[str, dict[str, Any] | None]]
 
 
 # errno → (exception class, English message). Messages may name the call's {extension}
@@ -78,6 +119,8 @@ ERRORS: Final[dict[str, tuple[type[VoicePromptError], str]]] = {
         VoicePromptInputError,
         "The PBX says a required value is empty (extension {extension}, prompt {prompt})",
     ),
+    # v2 only: "The callid does not exist."
+    "10005": (VoicePromptRequestError, "The PBX knows no call with this call id (any more)"),
     "10006": (VoicePromptInputError, "Extension {extension} does not exist on the PBX"),
     "10007": (VoicePromptRequestError, "The call does not exist (any more)"),
     "10008": (
@@ -107,6 +150,11 @@ ERRORS: Final[dict[str, tuple[type[VoicePromptError], str]]] = {
         VoicePromptRequestError,
         "The PBX is busy applying its configuration; try again in a moment",
     ),
+    # v2 only: "The callee number doesn't meet the requirement."
+    "10031": (
+        VoicePromptInputError,
+        "The PBX does not accept {extension} as a number to call (check its outbound routes)",
+    ),
     "20000": _PROTOCOL,
     "20001": _PROTOCOL,
     "20002": (
@@ -129,13 +177,30 @@ ERRORS: Final[dict[str, tuple[type[VoicePromptError], str]]] = {
         "The PBX reported an internal error (error {code}); try again, or restart the PBX",
     ),
 }
+# What an errno means where v2's call/playprompt says it differently: there 10024 is
+# about the extension whose outbound permission an external call uses.
+_V2_MESSAGES: Final[dict[str, str]] = {
+    "10024": (
+        "The PBX refused to call {extension} out: dial_permission must name an extension "
+        "with outbound call permission"
+    ),
+}
 _UNKNOWN: Final = (VoicePromptRequestError, "The PBX refused the request with error {code}")
 _TOKEN_ERRNOS: Final = frozenset(errno for errno, spec in ERRORS.items() if spec is _TOKEN)
 
 
-def error_for(errno: str, host: str, extension: str = "", prompt: str = "") -> VoicePromptError:
-    """The exception for a PBX ``errno``; unknown codes keep their number."""
+def error_for(
+    errno: str,
+    host: str,
+    extension: str = "",
+    prompt: str = "",
+    *,
+    api: ApiVersion = ApiVersion.V1,
+) -> VoicePromptError:
+    """The exception for a PBX ``errno`` (on ``api``); unknown codes keep their number."""
     cls, message = ERRORS.get(errno, _UNKNOWN)
+    if api is ApiVersion.V2:
+        message = _V2_MESSAGES.get(errno, message)
     text = message.format(code=errno, host=host, extension=extension or "-", prompt=prompt or "-")
     return cls(text, code=errno, target=extension or None)
 
@@ -176,36 +241,125 @@ def normalize_prompts(value: str | Sequence[str]) -> list[str]:
 
 def normalize_extensions(value: str | int | Sequence[str | int]) -> list[str]:
     """Turn ``"1000"``, ``"1000, 1001"`` or a list into unique extension numbers."""
+    return _targets(value, _EXTENSION, _not_an_extension, "extension")
+
+
+def normalize_numbers(value: str | int | Sequence[str | int]) -> list[str]:
+    """Unique numbers to call on API v2: ``"1000, 6300, +4930123456"`` or a list.
+
+    Extensions and paging groups are digits; external numbers are digits, optionally
+    after a leading +. Which is which only the PBX knows.
+    """
+    return _targets(value, _NUMBER, _not_a_number, "number")
+
+
+def firmware_supports_v2(firmware: str | None) -> bool:
+    """Whether ``firmware`` is one the API v2.0.0 guide covers (30.13.0.30 or later)."""
+    match = _FIRMWARE.match(firmware or "")
+    if match is None:
+        return False
+    return tuple(int(part) for part in match.group(1).split(".")) >= _V2_FIRMWARE_PARTS
+
+
+def _targets(
+    value: object,
+    pattern: re.Pattern[str],
+    refuse: Callable[[object], VoicePromptInputError],
+    noun: str,
+) -> list[str]:
     if isinstance(value, bool):
-        raise _not_an_extension(value)
+        raise refuse(value)
     if isinstance(value, (str, int)):
         items: list[Any] = str(value).replace(";", ",").split(",")
     elif isinstance(value, Sequence):
         items = list(value)
     else:
-        raise _not_an_extension(value)
-    extensions: list[str] = []
+        raise refuse(value)
+    targets: list[str] = []
     for item in items:
         if not isinstance(item, (str, int)) or isinstance(item, bool):
-            raise _not_an_extension(item)
+            raise refuse(item)
         text = str(item).strip()
         if text == "":
             continue
-        if not _EXTENSION.fullmatch(text):
-            raise _not_an_extension(item)
-        if text not in extensions:
-            extensions.append(text)
-    if not extensions:
-        raise VoicePromptInputError("No extension was given")
-    if len(extensions) > MAX_EXTENSIONS:
-        raise VoicePromptInputError(f"At most {MAX_EXTENSIONS} extensions can be called at once")
-    return extensions
+        if not pattern.fullmatch(text):
+            raise refuse(item)
+        if text not in targets:
+            targets.append(text)
+    if not targets:
+        raise VoicePromptInputError(f"No {noun} was given")
+    if len(targets) > MAX_EXTENSIONS:
+        raise VoicePromptInputError(f"At most {MAX_EXTENSIONS} {noun}s can be called at once")
+    return targets
 
 
 def _not_an_extension(value: object) -> VoicePromptInputError:
     return VoicePromptInputError(
         f"{str(value)[:40]} is not an extension number (digits only, like 1000)"
     )
+
+
+def _not_a_number(value: object) -> VoicePromptInputError:
+    return VoicePromptInputError(
+        f"{str(value)[:40]} is not a number to call (an extension or group number like 1000, "
+        "or an external number like +4930123456)"
+    )
+
+
+def _extension(value: object) -> str:
+    """``dial_permission``: the extension whose outbound permission a call uses."""
+    text = "" if isinstance(value, bool) or not isinstance(value, (str, int)) else str(value)
+    if not _EXTENSION.fullmatch(text.strip()):
+        raise VoicePromptInputError(
+            "dial_permission must be an extension number (digits only, like 1000)"
+        )
+    return text.strip()
+
+
+def _joined(items: Sequence[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Play:
+    """What one play sends to each target, validated."""
+
+    prompt: str  # the Custom Prompt names joined with +
+    autoanswer: bool
+    count: int | None = None
+    volume: int | None = None
+    dial_permission: str | None = None
+
+    def exchange(self, number: str) -> _Exchange:
+        """The request for ``number``, in the words of the token's API."""
+
+        def build(api: ApiVersion) -> tuple[str, dict[str, Any]]:
+            answer = "yes" if self.autoanswer else "no"
+            if api is ApiVersion.V1:
+                # Only reached without count/volume/dial_permission (refused before).
+                return "extension/playprompt", {
+                    "extid": number,
+                    "prompt": self.prompt,
+                    "autoanswer": answer,
+                }
+            body: dict[str, Any] = {"number": number, "prompt": self.prompt, "autoanswer": answer}
+            # The guide's table says Integer, its example sends text ("count": "2"), as
+            # this API sends every other number; the example is a captured exchange (its
+            # reply shows the PBX's own web server), so text is what a PBX took.
+            if self.count is not None:
+                body["count"] = str(self.count)
+            if self.volume is not None:
+                body["volume"] = str(self.volume)
+            if self.dial_permission is not None:
+                body["dialpermission"] = self.dial_permission
+            return "call/playprompt", body
+
+        return build
+
+
+def _fixed(path: str, body: dict[str, Any] | None = None) -> _Exchange:
+    """A request that is the same on both APIs."""
+    return lambda _api: (path, body)
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +385,7 @@ class YeastarExtension:
 
 @dataclass(slots=True)
 class YeastarPlayResult:
-    """Outcome of a (broadcast) play: call ids per extension, and failures."""
+    """Outcome of a (broadcast) play: call ids per target, and failures."""
 
     calls: list[tuple[str, str]] = field(default_factory=list)
     failures: list[tuple[str, VoicePromptError]] = field(default_factory=list)
@@ -273,7 +427,7 @@ class YeastarClient:
             else None
         )
         self._token = token
-        self._base_url = f"https://{url_host(host)}:{port}{_API_PATH}"
+        self._origin = f"https://{url_host(host)}:{port}"
         self._timeout = aiohttp.ClientTimeout(total=request_timeout)
         self._report_port = str(report_port)
         self._login_flight: SingleFlight[str] = SingleFlight()
@@ -284,6 +438,19 @@ class YeastarClient:
         self._blocked_until = 0.0
         self._last_used = 0.0
         self._token_since = 0.0
+        # The API the token belongs to; None until device_info() has decided.
+        self._api: ApiVersion | None = None
+        self._api_reason: str | None = None
+        self._transport: str | None = None  # how the PBX pushes v2 events (login reply)
+        self._retired: str | None = None  # the v1 token, once v2 took over
+        # Why the last try of the v2 login had no verdict (no answer, blocked).
+        self._undecided: VoicePromptError | None = None
+        if token is not None:
+            # A token from elsewhere: nothing tells which API issued it, and trying v2
+            # needs a login. It is used on v1, as before v2 support.
+            self._settle(
+                ApiVersion.V1, "the client was given a token, and API v2 needs a login instead"
+            )
 
     def __repr__(self) -> str:
         """Describe the client without credentials."""
@@ -295,33 +462,48 @@ class YeastarClient:
     @property
     def web_url(self) -> str:
         """The PBX's web interface (it shares the API's HTTPS port)."""
-        return f"https://{url_host(self.host)}:{self.port}"
+        return self._origin
+
+    @property
+    def api_version(self) -> ApiVersion | None:
+        """The API in use: None until ``device_info()`` decided (token mode: always v1)."""
+        return self._api
 
     # -- public surface -------------------------------------------------------------
 
     async def device_info(self) -> YeastarDeviceInfo:
-        """Log in when needed and read ``deviceinfo/query``."""
-        data = await self._request("deviceinfo/query")
+        """Log in when needed and read ``deviceinfo/query``; decide the API the first time."""
+        data = await self._request(_fixed("deviceinfo/query"))
         info = data.get("deviceinfo")
         if not isinstance(info, dict) or not info.get("sn"):
             raise self._bad_reply("deviceinfo without a serial number")
-        return YeastarDeviceInfo(
+        device = YeastarDeviceInfo(
             name=str(info.get("devicename") or "Yeastar PBX"),
             serial=str(info["sn"]),
             hardware_version=opt_str(info.get("hardwarever")),
             firmware_version=opt_str(info.get("firmwarever")),
             extension_status=opt_str(info.get("extensionstatus")),
         )
+        if self._api is None:
+            await self._detect(device.firmware_version)
+        return device
 
     async def extensions(self) -> list[YeastarExtension]:
-        """Read ``extensionlist/query``."""
-        data = await self._request("extensionlist/query")
-        items = data.get("extlist")
+        """Read the extensions: v1 ``extensionlist/query``, v2 ``extension/query`` (all)."""
+
+        def build(api: ApiVersion) -> tuple[str, dict[str, Any] | None]:
+            if api is ApiVersion.V1:
+                return "extensionlist/query", None
+            return "extension/query", {"number": "all"}
+
+        data = await self._request(build)
+        # v1 answers extlist [{extnumber, ...}], v2 extinfos [{number, ...}].
+        items = data.get("extlist", data.get("extinfos"))
         if not isinstance(items, list):
             raise self._bad_reply("extension list missing")
         return [
             YeastarExtension(
-                number=str(item.get("extnumber", "")),
+                number=str(item.get("extnumber", item.get("number", ""))),
                 status=str(item.get("status", "")),
                 kind=str(item.get("type", "")),
                 name=str(item.get("username", "")),
@@ -331,49 +513,88 @@ class YeastarClient:
         ]
 
     async def play_prompt(
-        self, extension: str, prompts: str | Sequence[str], autoanswer: bool = False
+        self,
+        target: str,
+        prompts: str | Sequence[str],
+        autoanswer: bool = False,
+        *,
+        count: int | None = None,
+        volume: int | None = None,
+        dial_permission: str | None = None,
     ) -> str:
-        """Ring one ``extension`` and play ``prompts`` once it answers; return the call id."""
-        targets = normalize_extensions(extension)
-        if len(targets) != 1:
+        """Call one ``target`` and play ``prompts`` once it answers; return the call id.
+
+        See ``async_play`` for the targets and options.
+        """
+        numbers, play, needs = self._prepare(
+            target, prompts, autoanswer, count, volume, dial_permission
+        )
+        if len(numbers) != 1:
+            noun = "number" if self._api is ApiVersion.V2 else "extension"
             raise VoicePromptInputError(
-                f"{str(extension)[:40]} is more than one extension; use async_play for several"
+                f"{str(target)[:40]} is more than one {noun}; use async_play for several"
             )
-        return await self._play_one(targets[0], normalize_prompts(prompts), autoanswer)
+        if needs and self._api is None:
+            try:
+                await self._decide()
+            except VoicePromptError as err:
+                err.target = numbers[0]
+                raise
+        self._refuse_without_v2(needs)
+        return await self._play_one(numbers[0], play)
 
     async def async_play(
         self,
-        extensions: str | Sequence[str],
+        targets: str | Sequence[str],
         prompts: str | Sequence[str],
         autoanswer: bool = False,
+        *,
+        count: int | None = None,
+        volume: int | None = None,
+        dial_permission: str | None = None,
     ) -> YeastarPlayResult:
-        """Play ``prompts`` on every extension (the PBX takes one extension per request).
+        """Play ``prompts`` to every target (the PBX takes one target per request).
 
-        Input is validated before anything is sent. One extension failing does not
-        stop the others; failures are returned next to the call ids.
+        Targets are extension numbers; with API v2 also paging groups and external
+        numbers (digits, optionally after a +). ``count`` (1-10: how often the prompts are
+        played), ``volume`` (0-20) and ``dial_permission`` (the extension whose outbound
+        permission an external call uses) need API v2 as well. Input is validated before
+        anything is sent; what needs v2 makes the client decide its API first (one
+        ``device_info()``) and is refused on a PBX without it (or raises, per target
+        here, what kept the PBX from telling). One target failing does
+        not stop the others; failures are returned next to the call ids.
         """
-        targets = normalize_extensions(extensions)
-        names = normalize_prompts(prompts)
-        outcomes: list[str | BaseException]
-        if len(targets) == 1:
-            # The common case: no task per extension (a measurable share of a call).
+        numbers, play, needs = self._prepare(
+            targets, prompts, autoanswer, count, volume, dial_permission
+        )
+        if needs and self._api is None:
             try:
-                outcomes = [await self._play_one(targets[0], names, autoanswer)]
+                await self._decide()
+            except VoicePromptError as err:
+                return YeastarPlayResult(
+                    failures=[(number, _aimed(err, number)) for number in numbers]
+                )
+        self._refuse_without_v2(needs)
+        outcomes: list[str | BaseException]
+        if len(numbers) == 1:
+            # The common case: no task per target (a measurable share of a call).
+            try:
+                outcomes = [await self._play_one(numbers[0], play)]
             except VoicePromptError as err:
                 outcomes = [err]
         else:
             outcomes = await asyncio.gather(
-                *(self._play_one(extension, names, autoanswer) for extension in targets),
+                *(self._play_one(number, play) for number in numbers),
                 return_exceptions=True,
             )
         result = YeastarPlayResult()
-        for extension, outcome in zip(targets, outcomes, strict=True):
+        for number, outcome in zip(numbers, outcomes, strict=True):
             if isinstance(outcome, VoicePromptError):
-                result.failures.append((extension, outcome))
+                result.failures.append((number, outcome))
             elif isinstance(outcome, BaseException):
                 raise outcome
             else:
-                result.calls.append((extension, outcome))
+                result.calls.append((number, outcome))
         return result
 
     async def async_keepalive(self, ipaddr: str) -> bool:
@@ -387,7 +608,7 @@ class YeastarClient:
             return False
         if time.monotonic() - self._last_used < KEEPALIVE_AFTER_IDLE:
             return False
-        await self._request("heartbeat", {"ipaddr": ipaddr, "port": self._report_port})
+        await self._request(_fixed("heartbeat", {"ipaddr": ipaddr, "port": self._report_port}))
         return True
 
     async def async_close(self) -> None:
@@ -395,10 +616,7 @@ class YeastarClient:
         if self.mode is AuthMode.TOKEN or self._token is None:
             return
         token, self._token = self._token, None
-        try:
-            await self._post("logout", None, token, seconds=LOGOUT_TIMEOUT)
-        except VoicePromptError as err:
-            _LOGGER.debug("Logout from %s failed: %s", self.host, err)
+        await self._logout(self._token_api, token)
 
     def diagnostics(self) -> dict[str, Any]:
         """Client state for diagnostics: no credentials, no token."""
@@ -416,43 +634,170 @@ class YeastarClient:
             "idle_seconds": round(now - self._last_used, 1) if self._last_used else None,
             "auth_failed": self._auth_failed is not None,
             "blocked_for_seconds": max(0.0, round(self._blocked_until - now, 1)),
+            "api_version": None if self._api is None else str(self._api),
+            "api_version_reason": self._api_reason,
+            "event_transport": self._transport,
         }
 
-    # -- internals ------------------------------------------------------------------
+    # -- internals: playing -----------------------------------------------------------
 
-    async def _play_one(self, extension: str, names: list[str], autoanswer: bool) -> str:
-        prompt = "+".join(names)
-        body = {"extid": extension, "prompt": prompt, "autoanswer": "yes" if autoanswer else "no"}
+    def _prepare(
+        self,
+        targets: object,
+        prompts: str | Sequence[str],
+        autoanswer: bool,
+        count: int | None,
+        volume: int | None,
+        dial_permission: str | None,
+    ) -> tuple[list[str], _Play, list[str]]:
+        """Validate a play: its targets, what it sends, and what of it needs API v2."""
+        if self._api is ApiVersion.V2:
+            numbers = _targets(targets, _NUMBER, _not_a_number, "number")
+        else:
+            # The same numbers, in words for a PBX that may only ring extensions.
+            numbers = _targets(targets, _NUMBER, _not_an_extension, "extension")
+        play = _Play(
+            prompt="+".join(normalize_prompts(prompts)),
+            autoanswer=bool(autoanswer),
+            count=None
+            if count is None
+            else bounded("The number of times to play the prompts", count, 1, MAX_COUNT),
+            volume=None
+            if volume is None
+            else bounded("The volume", volume, MIN_VOLUME, MAX_VOLUME),
+            dial_permission=None if dial_permission is None else _extension(dial_permission),
+        )
+        needs = [
+            name
+            for name, value in (
+                ("count", play.count),
+                ("volume", play.volume),
+                ("dial_permission", play.dial_permission),
+            )
+            if value is not None
+        ]
+        others = [number for number in numbers if not _EXTENSION.fullmatch(number)]
+        if others:
+            rest = len(others) - 1
+            more = f" and {rest} other number{'s' if rest > 1 else ''}" if rest else ""
+            needs.append(f"calling {others[0]}{more}")
+        return numbers, play, needs
+
+    def _refuse_without_v2(self, needs: list[str]) -> None:
+        """Refuse what only API v2 can do on a PBX (or a client) that speaks v1."""
+        if not needs or self._api is ApiVersion.V2:
+            return
+        verb = "needs" if len(needs) == 1 else "need"
+        raise VoicePromptInputError(
+            f"{_joined(needs)} {verb} S-Series API v2 (firmware {V2_FIRMWARE} or newer); "
+            f"{self._api_reason}"
+        )
+
+    async def _play_one(self, number: str, play: _Play) -> str:
         try:
-            data = await self._request("extension/playprompt", body)
+            data = await self._request(play.exchange(number))
         except VoicePromptError as err:
             if err.code is not None and type(err) is ERRORS.get(err.code, _UNKNOWN)[0]:
-                # A PBX errno: say which call it was (the message names extension and prompt).
-                raise error_for(err.code, self.host, extension, prompt) from None
-            err.target = extension
+                # A PBX errno: say which call it was (the message names target and prompt).
+                raise error_for(
+                    err.code, self.host, number, play.prompt, api=self._token_api
+                ) from None
+            err.target = number
             raise
         callid = data.get("callid")
         if not isinstance(callid, (str, int)) or isinstance(callid, bool) or callid == "":
             error = self._bad_reply("success without a call id")
-            error.target = extension
+            error.target = number
             raise error
         return str(callid)
 
-    async def _request(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    # -- internals: the API version ---------------------------------------------------
+
+    @property
+    def _token_api(self) -> ApiVersion:
+        """The API of the token (and of every request): v1 until v2 is confirmed."""
+        return self._api or ApiVersion.V1
+
+    def _settle(self, api: ApiVersion, reason: str) -> None:
+        self._api = api
+        self._api_reason = reason
+        _LOGGER.debug("%s: using API %s (%s)", self.host, api, reason)
+
+    async def _decide(self) -> None:
+        """Decide the API for input that needs v2; raise what kept the PBX from saying."""
+        await self.device_info()
+        if self._api is None:
+            assert self._undecided is not None
+            raise self._undecided.copy()
+
+    async def _detect(self, firmware: str | None) -> None:
+        """Decide the API once, from the firmware and, if it should have v2, its login.
+
+        A v2 login without a verdict (no answer, the address blocked) never fails the
+        device query: v1 goes on working, undecided, and the next query tries again.
+        """
+        if not firmware_supports_v2(firmware):
+            shown = f"runs firmware {firmware[:40]}" if firmware else "reports no firmware version"
+            self._settle(ApiVersion.V1, f"{self.host} {shown}")
+            return
+        try:
+            # Inside the login flight: no other login (a v1 re-login) runs meanwhile,
+            # and callers whose token dies meanwhile get the outcome of this one.
+            while self._api is None:
+                await self._login_flight.run(functools.partial(self._try_v2, str(firmware)))
+        except (VoicePromptConnectionError, VoicePromptIPBlockedError) as err:
+            self._undecided = err
+            self._api_reason = (
+                f"{self.host} has firmware {str(firmware)[:40]}; the API v2 login failed "
+                f"and is tried again: {err.message}"
+            )
+            _LOGGER.debug("%s: API undecided (%s)", self.host, self._api_reason)
+            return
+        self._undecided = None
+        retired, self._retired = self._retired, None
+        if retired is not None:
+            # The v1 token would otherwise stay alive at the PBX for 30 minutes.
+            await self._logout(ApiVersion.V1, retired)
+
+    async def _try_v2(self, firmware: str) -> str:
+        """Try the v2 login: v2 on success, v1 on any answer but success, else undecided."""
+        try:
+            token, data = await self._login(ApiVersion.V2)
+        except (VoicePromptConnectionError, VoicePromptIPBlockedError):
+            raise  # no verdict (see _detect)
+        except VoicePromptError as err:
+            # The PBX answered, and not with a token: it has no usable v2. A refusal of
+            # the credentials v1 just took is not latched, and not tried again.
+            self._settle(
+                ApiVersion.V1,
+                f"{self.host} has firmware {firmware[:40]}, but its API v2 login failed: "
+                f"{err.message}",
+            )
+            return self._token or ""
+        self._retired = self._token
+        self._install(ApiVersion.V2, token, data)
+        self._settle(ApiVersion.V2, f"firmware {firmware[:40]}; the API v2 login worked")
+        return token
+
+    # -- internals: requests and tokens -----------------------------------------------
+
+    async def _request(self, exchange: _Exchange) -> dict[str, Any]:
         """Send an authenticated request; log in again once if the token died."""
         if self._auth_failed is not None:
             # Refused once: never knock again (5 failures lock the PBX for 10 minutes).
             raise self._auth_failed.copy()
         token = self._token or await self._fresh_token(stale=None)
+        api = self._token_api
         try:
-            return await self._post(path, body, token)
+            return await self._post(api, *exchange(api), token)
         except VoicePromptTokenError as err:
             if self.mode is AuthMode.TOKEN:
                 self._auth_failed = err
                 raise
         token = await self._fresh_token(stale=token)
+        api = self._token_api
         try:
-            return await self._post(path, body, token)
+            return await self._post(api, *exchange(api), token)
         except VoicePromptTokenError as err:
             # A brand-new token refused at once is the PBX's fault, not the password's.
             raise VoicePromptRequestError(
@@ -467,11 +812,19 @@ class YeastarClient:
 
         async def login() -> str:
             self._token = None  # callers arriving now join this login
-            return await self._login()
+            api = self._token_api
+            try:
+                token, data = await self._login(api)
+            except VoicePromptAuthenticationError as err:
+                self._auth_failed = err
+                raise
+            self._install(api, token, data)
+            return token
 
         return await self._login_flight.run(login)
 
-    async def _login(self) -> str:
+    async def _login(self, api: ApiVersion) -> tuple[str, dict[str, Any]]:
+        """One login on ``api`` behind the lockout guard: the token and the whole reply."""
         if self._auth_failed is not None:
             raise self._auth_failed.copy()
         if self._blocked_until > time.monotonic():
@@ -480,26 +833,35 @@ class YeastarClient:
             "username": self._username,
             "password": self._password_md5,
             "port": self._report_port,
-            "version": "1.0.2",
+            # v1: "1.0.2" makes the event reports well-formed JSON; v2: the v2 event format.
+            "version": "1.0.2" if api is ApiVersion.V1 else "2.0.0",
         }
         try:
-            data = await self._post("login", body, None)
+            data = await self._post(api, "login", body, None)
         except VoicePromptIPBlockedError:
             self._blocked_until = time.monotonic() + LOCKOUT_SECONDS
-            raise
-        except VoicePromptAuthenticationError as err:
-            self._auth_failed = err
             raise
         token = data.get("token")
         if not isinstance(token, str) or not token:
             raise self._bad_reply("login succeeded without a token")
+        return token, data
+
+    def _install(self, api: ApiVersion, token: str, data: dict[str, Any]) -> None:
         self._token = token
         self._token_since = time.monotonic()
-        _LOGGER.debug("Logged in to %s", self.host)
-        return token
+        if api is ApiVersion.V2:
+            self._transport = opt_str(data.get("transport"))
+        _LOGGER.debug("Logged in to %s (API %s)", self.host, api)
+
+    async def _logout(self, api: ApiVersion, token: str) -> None:
+        try:
+            await self._post(api, "logout", None, token, seconds=LOGOUT_TIMEOUT)
+        except VoicePromptError as err:
+            _LOGGER.debug("Logout from %s failed: %s", self.host, err)
 
     async def _post(
         self,
+        api: ApiVersion,
         path: str,
         body: dict[str, Any] | None,
         token: str | None,
@@ -517,7 +879,7 @@ class YeastarClient:
             failure: VoicePromptError | None = None
             try:
                 async with self._session.post(
-                    self._base_url + path,
+                    self._origin + api.path + path,
                     params={"token": token} if token else None,
                     json=body,
                     # True defers to the session's own context; False skips verification.
@@ -548,7 +910,7 @@ class YeastarClient:
             # Any answer but a token error means the PBX accepted (and refreshed) it.
             self._last_used = time.monotonic()
         if status == "Failed":
-            _LOGGER.debug("%s %s failed with errno %s", self.host, path, errno)
+            _LOGGER.debug("%s %s%s failed with errno %s", self.host, api.path, path, errno)
             raise error_for(errno, self.host)
         raise self._bad_reply("no status")
 
@@ -556,3 +918,10 @@ class YeastarClient:
         return VoicePromptResponseError(
             f"{self.host} sent a reply that is not a valid Yeastar API response ({detail})"
         )
+
+
+def _aimed(err: VoicePromptError, target: str) -> VoicePromptError:
+    """The error as one target's own instance, naming it."""
+    copy = err.copy()
+    copy.target = target
+    return copy

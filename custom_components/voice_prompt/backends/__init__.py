@@ -20,9 +20,11 @@ from .base import (
 )
 from .graph import TeamsBackend
 from .yeastar import YeastarBackend
+from .yeastar_p import YeastarPBackend
 
+# In the order of the config flow's menu.
 BACKENDS: Final[dict[str, type[Backend]]] = {
-    backend.kind: backend for backend in (YeastarBackend, TeamsBackend)
+    backend.kind: backend for backend in (YeastarBackend, TeamsBackend, YeastarPBackend)
 }
 
 __all__ = [

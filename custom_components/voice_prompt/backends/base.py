@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -15,6 +15,7 @@ from homeassistant.helpers.dispatcher import async_dispatcher_send
 
 from ..api import VoicePromptError
 from ..const import DOMAIN, SIGNAL_CALL_EVENT
+from ..speech import Speech, SpeechFormat
 from ..validation import vol
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ class Capabilities:
 
     named_prompts: bool = False  # prompts stored on the PBX, played by name
     media_urls: bool = False  # https://, /local/ and media-source:// audio
-    upload: bool = False  # audio uploaded as bytes (spoken messages)
+    speech: bool = False  # a message spoken by Home Assistant's TTS (see speech_format)
     several_targets: bool = False  # one action rings several targets
     repeat: bool = False
     volume: bool = False
@@ -71,6 +72,9 @@ class PlayRequest:
 
     targets: tuple[str, ...] = ()
     prompts: tuple[str | Mapping[str, Any], ...] = ()
+    speech: Speech | None = None  # the message, rendered; it plays before the prompts
+    repeat: int | None = None
+    volume: int | None = None
     autoanswer: bool | None = None
     call_id: str | None = None
     client_context: str | None = None
@@ -137,6 +141,8 @@ class Backend(ABC):
     flow_steps: ClassVar[Mapping[str, vol.Schema]]
     """Config-flow menu steps this backend adds (step id → form), in menu order."""
     options_schema: ClassVar[vol.Schema | None] = None
+    speech_format: ClassVar[SpeechFormat | None] = None
+    """The audio format spoken messages are rendered in, when the system can play them."""
     platforms: ClassVar[tuple[Platform, ...]] = ()
     """Platforms besides those every entry has."""
 
@@ -209,6 +215,31 @@ class Backend(ABC):
     @abstractmethod
     def diagnostics(self) -> dict[str, Any]:
         """State for diagnostics, without any secret."""
+
+    @callback
+    def async_placed(
+        self,
+        calls: Iterable[tuple[str, str | None]],
+        failures: Iterable[tuple[str, VoicePromptError]],
+    ) -> PlayResult:
+        """The result of calls the system accepted; each failure is also a failed event."""
+        result = PlayResult(
+            calls=[
+                CallResult(target=target, call_id=call_id, status=CallStatus.PLACED)
+                for target, call_id in calls
+            ]
+        )
+        for target, error in failures:
+            result.failed.append(CallFailure(target=target, error=error))
+            self.async_report(
+                CallEvent(
+                    status=CallStatus.FAILED,
+                    target=target,
+                    reason=error.message,
+                    extras={"code": error.code},
+                )
+            )
+        return result
 
     @callback
     def async_report(self, event: CallEvent) -> None:

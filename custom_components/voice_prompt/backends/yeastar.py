@@ -1,9 +1,13 @@
-"""Yeastar S-Series PBX (API v1.0.0): rings extensions and plays Custom Prompts."""
+"""Yeastar S-Series PBX: rings extensions and plays Custom Prompts.
+
+API v1.0.0 on every firmware; API v2.0.0 (firmware 30.13.0.30 or newer) adds repeat,
+volume, paging groups and external numbers, which the capabilities then offer.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import timedelta
 import socket
 from typing import Any, ClassVar, Final
@@ -18,60 +22,46 @@ from homeassistant.const import (
     CONF_VERIFY_SSL,
 )
 from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import ConfigEntryAuthFailed, ServiceValidationError
-from homeassistant.helpers import config_validation as cv, issue_registry as ir
+from homeassistant.exceptions import ConfigEntryAuthFailed
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.device_registry import DeviceInfo
-from homeassistant.helpers.selector import TextSelector, TextSelectorConfig, TextSelectorType
+from homeassistant.helpers.selector import TextSelector, TextSelectorConfig
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 from homeassistant.util.network import is_ip_address
 
-from ..api import (
-    VoicePromptError,
-    VoicePromptInputError,
-    VoicePromptIPBlockedError,
-    YeastarClient,
-    YeastarDeviceInfo,
-)
-from ..api.yeastar import DEFAULT_PORT
-from ..const import DOMAIN, LOGGER
+from ..api import VoicePromptError, YeastarClient, YeastarDeviceInfo
+from ..api.yeastar import DEFAULT_PORT, ApiVersion
+from ..const import LOGGER
 from ..errors import needs_reauth
 from ..validation import vol
-from .base import (
-    Backend,
-    CallEvent,
-    CallFailure,
-    CallResult,
-    CallStatus,
-    Capabilities,
-    Identity,
-    PlayRequest,
-    PlayResult,
-    VoicePromptConfigEntry,
+from .base import Backend, Capabilities, Identity, PlayRequest, PlayResult, VoicePromptConfigEntry
+from .pbx import (
+    CONF_DIAL_PERMISSION,
+    DEFAULT_VERIFY_SSL,
+    SECRET,
+    VERIFY,
+    BlockedRepair,
+    address_fields,
+    clean_address,
+    describe_address,
+    named_play,
 )
-from .host import parse_host
 
-# Yeastar PBXs ship with a self-signed certificate.
-DEFAULT_VERIFY_SSL: Final = False
 # Well inside the PBX's 30-minute idle limit; the client only sends a heartbeat when idle.
 KEEPALIVE_INTERVAL: Final = timedelta(minutes=5)
 
-_PASSWORD = TextSelector(
-    TextSelectorConfig(type=TextSelectorType.PASSWORD, autocomplete="current-password")
-)
-_CONNECTION = {
-    vol.Required(CONF_HOST): str,
-    vol.Required(CONF_PORT, default=DEFAULT_PORT): cv.port,
-}
-_VERIFY = {vol.Required(CONF_VERIFY_SSL, default=DEFAULT_VERIFY_SSL): bool}
+_CONNECTION = address_fields(DEFAULT_PORT)
 CREDENTIALS_SCHEMA: Final = vol.Schema(
     {
         vol.Required(CONF_USERNAME): TextSelector(TextSelectorConfig(autocomplete="username")),
-        vol.Required(CONF_PASSWORD): _PASSWORD,
+        vol.Required(CONF_PASSWORD): SECRET,
     }
 )
-TOKEN_SCHEMA: Final = vol.Schema({vol.Required(CONF_TOKEN): _PASSWORD})
+TOKEN_SCHEMA: Final = vol.Schema({vol.Required(CONF_TOKEN): SECRET})
 _V1_CAPABILITIES: Final = Capabilities(named_prompts=True, several_targets=True, autoanswer=True)
+_V2_CAPABILITIES: Final = replace(
+    _V1_CAPABILITIES, repeat=True, volume=True, external_numbers=True, paging=True
+)
 
 
 class YeastarBackend(Backend):
@@ -79,9 +69,10 @@ class YeastarBackend(Backend):
 
     kind = "yeastar"
     name = "Yeastar S-Series PBX"
+    options_schema = vol.Schema({vol.Optional(CONF_DIAL_PERMISSION): str})
     flow_steps: ClassVar[Mapping[str, vol.Schema]] = {
-        "yeastar": vol.Schema({**_CONNECTION, **CREDENTIALS_SCHEMA.schema, **_VERIFY}),
-        "yeastar_token": vol.Schema({**_CONNECTION, **TOKEN_SCHEMA.schema, **_VERIFY}),
+        "yeastar": vol.Schema({**_CONNECTION, **CREDENTIALS_SCHEMA.schema, **VERIFY}),
+        "yeastar_token": vol.Schema({**_CONNECTION, **TOKEN_SCHEMA.schema, **VERIFY}),
     }
 
     def __init__(self, hass: HomeAssistant, entry: VoicePromptConfigEntry) -> None:
@@ -90,10 +81,7 @@ class YeastarBackend(Backend):
         self.client = _client(hass, entry.data)
         self.device: YeastarDeviceInfo | None = None
         self._local_ip: str | None = None
-        # Whether the repair issue "the PBX blocks us" is shown (it outlives a setup retry).
-        self._blocked = (
-            ir.async_get(hass).async_get_issue(DOMAIN, self._blocked_issue_id) is not None
-        )
+        self._blocked = BlockedRepair(hass, entry, self.client.host)
         self._keepalive = DataUpdateCoordinator[None](
             hass,
             LOGGER,
@@ -108,12 +96,7 @@ class YeastarBackend(Backend):
     @classmethod
     def clean_input(cls, data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
         """A pasted URL becomes its host; a port in it wins over the port field."""
-        values = dict(data)
-        address = parse_host(str(values.get(CONF_HOST, "")))
-        if address is None:
-            return values, {CONF_HOST: "invalid_host"}
-        host, port = address
-        return {**values, CONF_HOST: host, CONF_PORT: port or values[CONF_PORT]}, {}
+        return clean_address(data)
 
     @classmethod
     async def async_identify(cls, hass: HomeAssistant, data: Mapping[str, Any]) -> Identity:
@@ -128,8 +111,7 @@ class YeastarBackend(Backend):
     @classmethod
     def describe(cls, data: Mapping[str, Any]) -> str:
         """The PBX's address and port."""
-        host = str(data.get(CONF_HOST, ""))
-        return f"[{host}]:{data.get(CONF_PORT)}" if ":" in host else f"{host}:{data.get(CONF_PORT)}"
+        return describe_address(data)
 
     @classmethod
     def title(cls, identity: Identity, data: Mapping[str, Any]) -> str:
@@ -144,14 +126,14 @@ class YeastarBackend(Backend):
     @classmethod
     def reconfigure_schema(cls, data: Mapping[str, Any]) -> vol.Schema:
         """The address and certificate check; the credentials stay."""
-        return vol.Schema({**_CONNECTION, **_VERIFY})
+        return vol.Schema({**_CONNECTION, **VERIFY})
 
     # -- a loaded entry -------------------------------------------------------------------
 
     @property
     def capabilities(self) -> Capabilities:
-        """API v1.0.0: named prompts on extensions, several at once, auto-answer."""
-        return _V1_CAPABILITIES
+        """What the PBX's API offers; setup found which API that is."""
+        return _V2_CAPABILITIES if self.client.api_version is ApiVersion.V2 else _V1_CAPABILITIES
 
     @property
     def device_info(self) -> DeviceInfo:
@@ -176,50 +158,27 @@ class YeastarBackend(Backend):
             # The login may have worked before the failure: log out, or each setup retry
             # would leave another token alive at the PBX for 30 minutes.
             await self.client.async_close()
-            self._track(err)
+            self._blocked.update(err)
             raise
-        self._track(None)
+        self._blocked.update(None)
         # The coordinator refreshes only while someone listens; the keepalive is that someone.
         self.entry.async_on_unload(self._keepalive.async_add_listener(lambda: None))
 
     async def async_play(self, request: PlayRequest) -> PlayResult:
         """Ring each extension (concurrently, bounded) and report every call id."""
-        if not request.targets:
-            raise ServiceValidationError(
-                translation_domain=DOMAIN,
-                translation_key="target_required",
-                translation_placeholders={"entry": self.entry.title},
-            )
-        if any(not isinstance(item, str) for item in request.prompts):
-            raise VoicePromptInputError("A PBX plays Custom Prompts by name, not media objects")
-        # One text holds several ("1000, 1001", "hello111+queue1"; a list of only that
-        # text is the same: the action's form sends lists); in a longer list each item
-        # is one extension or one prompt name (the client refuses a + or , inside one).
-        targets = list(request.targets)
-        names = [str(item) for item in request.prompts]
+        targets, prompts = named_play(self.entry, request)
         played = await self.client.async_play(
-            targets[0] if len(targets) == 1 else targets,
-            names[0] if len(names) == 1 else names,
+            targets,
+            prompts,
             bool(request.autoanswer),
+            count=request.repeat,
+            volume=request.volume,
+            dial_permission=self.entry.options.get(CONF_DIAL_PERMISSION) or None,
         )
-        result = PlayResult()
-        for extension, call_id in played.calls:
-            result.calls.append(
-                CallResult(target=extension, call_id=call_id, status=CallStatus.PLACED)
-            )
-        # Without event reports a placed call has no outcome to tell yet; a failure has.
-        for extension, error in played.failures:
-            result.failed.append(CallFailure(target=extension, error=error))
-            self.async_report(
-                CallEvent(
-                    status=CallStatus.FAILED,
-                    target=extension,
-                    reason=error.message,
-                    extras={"code": error.code},
-                )
-            )
-        self._track(played.failures[0][1] if played.failures and not played.calls else None)
-        return result
+        self._blocked.update(
+            played.failures[0][1] if played.failures and not played.calls else None
+        )
+        return self.async_placed(played.calls, played.failures)
 
     async def async_close(self) -> None:
         """Log out (the keepalive stops with the entry's unload callbacks)."""
@@ -240,7 +199,7 @@ class YeastarBackend(Backend):
         try:
             await self.client.async_keepalive(await self._async_local_ip())
         except VoicePromptError as err:
-            self._track(err)
+            self._blocked.update(err)
             if needs_reauth(err):
                 raise ConfigEntryAuthFailed(err.message) from err
             # The next action logs in again if the token is gone; nothing is lost.
@@ -257,29 +216,6 @@ class YeastarBackend(Backend):
                 target = str(infos[0][4][0])
             self._local_ip = await network.async_get_source_ip(self.hass, target_ip=target)
         return self._local_ip
-
-    @property
-    def _blocked_issue_id(self) -> str:
-        return f"ip_blocked_{self.entry.entry_id}"
-
-    def _track(self, err: VoicePromptError | None) -> None:
-        """A repair issue while the PBX locks Home Assistant out; gone once it answers."""
-        issue_id = self._blocked_issue_id
-        if isinstance(err, VoicePromptIPBlockedError):
-            self._blocked = True
-            ir.async_create_issue(
-                self.hass,
-                DOMAIN,
-                issue_id,
-                is_fixable=False,
-                severity=ir.IssueSeverity.WARNING,
-                translation_key="ip_blocked",
-                translation_placeholders={"entry": self.entry.title, "host": self.client.host},
-            )
-        elif self._blocked and (err is None or err.code is not None):
-            # The PBX answered (a refusal carries its errno too): it no longer blocks us.
-            self._blocked = False
-            ir.async_delete_issue(self.hass, DOMAIN, issue_id)
 
 
 def _client(hass: HomeAssistant, data: Mapping[str, Any]) -> YeastarClient:

@@ -1,0 +1,205 @@
+"""Yeastar P-Series PBX (OpenAPI): extensions, groups and external numbers, with repeat and volume."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict
+from typing import Any, ClassVar, Final
+
+from homeassistant.const import (
+    CONF_CLIENT_ID,
+    CONF_CLIENT_SECRET,
+    CONF_HOST,
+    CONF_PORT,
+    CONF_VERIFY_SSL,
+)
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.device_registry import DeviceInfo
+
+from ..api import VoicePromptError
+from ..api.yeastar_p import DEFAULT_PORT, PromptFormat, YeastarPClient, YeastarPSystemInfo
+from ..speech import Speech, SpeechFormat
+from ..validation import vol
+from .base import Backend, Capabilities, Identity, PlayRequest, PlayResult, VoicePromptConfigEntry
+from .pbx import (
+    CONF_DIAL_PERMISSION,
+    DEFAULT_VERIFY_SSL,
+    SECRET,
+    VERIFY,
+    BlockedRepair,
+    address_fields,
+    clean_address,
+    describe_address,
+    named_play,
+)
+
+# Custom Prompts made from spoken messages: the prefix and 16 hex digits of the content hash.
+SPEECH_PROMPT_PREFIX: Final = "vp_"
+
+_CREDENTIALS: Final = vol.Schema(
+    {vol.Required(CONF_CLIENT_ID): str, vol.Required(CONF_CLIENT_SECRET): SECRET}
+)
+_CAPABILITIES: Final = Capabilities(
+    named_prompts=True,
+    speech=True,
+    several_targets=True,
+    repeat=True,
+    volume=True,
+    autoanswer=True,
+    external_numbers=True,
+    paging=True,
+)
+
+
+class YeastarPBackend(Backend):
+    """One Yeastar P-Series PBX (appliance, software or cloud edition) as an API application."""
+
+    kind = "yeastar_p"
+    name = "Yeastar P-Series PBX"
+    flow_steps: ClassVar[Mapping[str, vol.Schema]] = {
+        "yeastar_p": vol.Schema({**address_fields(DEFAULT_PORT), **_CREDENTIALS.schema, **VERIFY})
+    }
+    options_schema = vol.Schema({vol.Optional(CONF_DIAL_PERMISSION): str})
+    # A spoken message is uploaded as a Custom Prompt: telephone-quality WAV stays small.
+    speech_format = SpeechFormat("wav", 8000)
+
+    def __init__(self, hass: HomeAssistant, entry: VoicePromptConfigEntry) -> None:
+        """Build the client on Home Assistant's shared session."""
+        super().__init__(hass, entry)
+        self.client = _client(hass, entry.data)
+        self.system: YeastarPSystemInfo | None = None
+        self._blocked = BlockedRepair(hass, entry, self.client.host)
+
+    # -- config flow ----------------------------------------------------------------------
+
+    @classmethod
+    def clean_input(cls, data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+        """A pasted URL becomes its host; a port in it wins over the port field."""
+        return clean_address(data)
+
+    @classmethod
+    async def async_identify(cls, hass: HomeAssistant, data: Mapping[str, Any]) -> Identity:
+        """A token and the PBX's system information: one submit, one token."""
+        client = _client(hass, data)
+        try:
+            info = await client.system_information()
+        finally:
+            await client.async_close()
+        return Identity(info.serial, info.model or info.name)
+
+    @classmethod
+    def describe(cls, data: Mapping[str, Any]) -> str:
+        """The PBX's address and port."""
+        return describe_address(data)
+
+    @classmethod
+    def title(cls, identity: Identity, data: Mapping[str, Any]) -> str:
+        """The model and the address: "Yeastar P550 (192.168.5.150)"."""
+        return f"{identity.name} ({data[CONF_HOST]})"
+
+    @classmethod
+    def reauth_schema(cls, data: Mapping[str, Any]) -> vol.Schema:
+        """A new Client ID and Client Secret (an API application can be replaced)."""
+        return _CREDENTIALS
+
+    @classmethod
+    def reconfigure_schema(cls, data: Mapping[str, Any]) -> vol.Schema:
+        """The address and certificate check; the credentials stay."""
+        return vol.Schema({**address_fields(DEFAULT_PORT), **VERIFY})
+
+    # -- a loaded entry -------------------------------------------------------------------
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """Named prompts to extensions, groups and external numbers, repeat and volume."""
+        return _CAPABILITIES
+
+    @property
+    def device_info(self) -> DeviceInfo:
+        """The PBX as the device registry shows it."""
+        assert self.system is not None
+        return DeviceInfo(
+            identifiers={self.device_identifier},
+            manufacturer="Yeastar",
+            model=self.system.model,
+            name=self.system.name,
+            serial_number=self.system.serial,
+            sw_version=self.system.firmware_version,
+            hw_version=self.system.hardware_version,
+            configuration_url=self.client.web_url,
+        )
+
+    async def async_setup(self) -> None:
+        """Get a token and read what the PBX is."""
+        try:
+            self.system = await self.client.system_information()
+        except VoicePromptError as err:
+            await self.client.async_close()
+            self._blocked.update(err)
+            raise
+        self._blocked.update(None)
+
+    async def async_play(self, request: PlayRequest) -> PlayResult:
+        """Ring every number (concurrently, bounded); the PBX answers without a call id."""
+        targets, prompts = named_play(self.entry, request)
+        if request.speech is not None:
+            prompts = [await self._async_upload(request.speech), *_names(prompts)]
+        played = await self.client.async_play(
+            targets,
+            prompts,
+            count=request.repeat,
+            volume=request.volume,
+            auto_answer=bool(request.autoanswer),
+            dial_permission=self.entry.options.get(CONF_DIAL_PERMISSION) or None,
+        )
+        self._blocked.update(
+            played.failures[0][1] if played.failures and not played.accepted else None
+        )
+        # No call id: events 30011/30018 tell the outcome, matched by number.
+        return self.async_placed(
+            ((playback.number, None) for playback in played.accepted), played.failures
+        )
+
+    async def _async_upload(self, speech: Speech) -> str:
+        """The spoken message as a Custom Prompt, named by its content: uploaded once."""
+        upload = await self.client.upload_prompt(
+            f"{SPEECH_PROMPT_PREFIX}{speech.key[:16]}",
+            speech.audio,
+            content_type=PromptFormat(speech.format.extension),
+        )
+        return upload.name
+
+    async def async_close(self) -> None:
+        """Revoke the token."""
+        await self.client.async_close()
+
+    def diagnostics(self) -> dict[str, Any]:
+        """What the PBX said about itself and the client's state."""
+        return {
+            "device": None if self.system is None else asdict(self.system),
+            "client": self.client.diagnostics(),
+        }
+
+
+def _names(prompts: str | list[str]) -> list[str]:
+    """Prompt names as a list ("a+b" is two)."""
+    return [
+        name
+        for item in ([prompts] if isinstance(prompts, str) else prompts)
+        for name in item.split("+")
+        if name
+    ]
+
+
+def _client(hass: HomeAssistant, data: Mapping[str, Any]) -> YeastarPClient:
+    """A client on Home Assistant's shared session, from entry or form data."""
+    verify_ssl = bool(data.get(CONF_VERIFY_SSL, DEFAULT_VERIFY_SSL))
+    return YeastarPClient(
+        async_get_clientsession(hass, verify_ssl=verify_ssl),
+        data[CONF_HOST],
+        port=int(data.get(CONF_PORT, DEFAULT_PORT)),
+        client_id=data[CONF_CLIENT_ID],
+        client_secret=data[CONF_CLIENT_SECRET],
+        verify_ssl=verify_ssl,
+    )
