@@ -19,7 +19,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.voice_prompt.backends.yeastar import YeastarBackend
 from custom_components.voice_prompt.backends.yeastar_p import YeastarPBackend
-from custom_components.voice_prompt.speech import MAX_MESSAGE_LENGTH
+from custom_components.voice_prompt.speech import MAX_MESSAGE_LENGTH, _sized_wav
 from homeassistant.components import tts
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
@@ -169,6 +169,22 @@ async def test_uploaded_wav_header_states_its_real_sizes(
     header = _wav_header(audio)
     assert header["riff_size"] == len(audio) - 8
     assert header["data_size"] == header["data_bytes"]
+
+
+def test_sizes_are_fixed_past_other_chunks_and_other_formats_pass() -> None:
+    """A LIST chunk of odd size (padded) before data is stepped over; MP3 stays as it is."""
+    samples = b"\x01\x00" * 10
+    fmt = struct.pack("<4sIHHIIHH", b"fmt ", 16, 1, 1, 8000, 16000, 2, 16)
+    extra = struct.pack("<4sI", b"LIST", 3) + b"abc\x00"
+    data = struct.pack("<4sI", b"data", 0xFFFFFFFF) + samples
+    streamed = struct.pack("<4sI4s", b"RIFF", 0xFFFFFFFF, b"WAVE") + fmt + extra + data
+
+    fixed = _sized_wav(streamed)
+
+    assert struct.unpack_from("<I", fixed, 4) == (len(fixed) - 8,)
+    assert fixed.endswith(struct.pack("<I", len(samples)) + samples)
+    assert fixed[: len(streamed) - len(data)] != streamed[: len(streamed) - len(data)]
+    assert _sized_wav(b"ID3\x04rest of an mp3") == b"ID3\x04rest of an mp3"
 
 
 async def test_fifty_targets_one_synthesis_one_upload_and_a_repeat_costs_nothing(

@@ -457,6 +457,13 @@ async def test_reconfigure_form_shows_the_target_and_saves_it(
         "autoanswer": True,
     }
 
+    # A blank target asks again, keeping what was typed; nothing is saved yet.
+    result = await _submit(hass, result, {"name": "Front desk", "target": " "})
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"target": "required"}
+    assert suggested(result)["name"] == "Front desk"
+    assert s_targets.subentries["reception"].title == "Reception phone"
+
     result = await _submit(
         hass,
         result,

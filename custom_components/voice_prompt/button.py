@@ -9,8 +9,8 @@ from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .backends import VoicePromptConfigEntry
-from .const import ATTR_MESSAGE, ATTR_PROMPT, DOMAIN, SUBENTRY_TARGET
-from .entity import TargetEntity, unique_id
+from .const import ATTR_MESSAGE, ATTR_PROMPT, DOMAIN
+from .entity import TargetEntity, targets, unique_id
 
 PARALLEL_UPDATES = 0
 
@@ -22,9 +22,7 @@ async def async_setup_entry(
 ) -> None:
     """An announce button for each named target that has something to play."""
     registry = er.async_get(hass)
-    for subentry in entry.subentries.values():
-        if subentry.subentry_type != SUBENTRY_TARGET:
-            continue
+    for subentry in targets(entry):
         if subentry.data.get(ATTR_PROMPT) or subentry.data.get(ATTR_MESSAGE):
             async_add_entities(
                 [VoicePromptAnnounce(entry, subentry, "announce")],

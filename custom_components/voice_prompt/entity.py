@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 import inspect
 from typing import Any, Final
 
@@ -11,7 +12,7 @@ from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity
 
 from .backends import VoicePromptConfigEntry
-from .const import ATTR_TARGET, DOMAIN
+from .const import ATTR_TARGET, DOMAIN, SUBENTRY_TARGET
 from .services import async_play
 
 # Home Assistant links a device to its parent by the parent's registry id since 2026.8,
@@ -19,6 +20,11 @@ from .services import async_play
 _LINK_BY_ID: Final = any(
     "via_device_id" in inspect.get_annotations(cls) for cls in DeviceInfo.__mro__
 )
+
+
+def targets(entry: VoicePromptConfigEntry) -> Iterator[ConfigSubentry]:
+    """The entry's named targets."""
+    return (sub for sub in entry.subentries.values() if sub.subentry_type == SUBENTRY_TARGET)
 
 
 def unique_id(subentry: ConfigSubentry, key: str) -> str:

@@ -7,8 +7,8 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .backends import VoicePromptConfigEntry
-from .const import ATTR_MESSAGE, ATTR_PROMPT, SUBENTRY_TARGET
-from .entity import TargetEntity
+from .const import ATTR_MESSAGE, ATTR_PROMPT
+from .entity import TargetEntity, targets
 
 PARALLEL_UPDATES = 0
 
@@ -19,12 +19,11 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """One notify entity per named target."""
-    for subentry in entry.subentries.values():
-        if subentry.subentry_type == SUBENTRY_TARGET:
-            async_add_entities(
-                [VoicePromptNotify(entry, subentry, "notify")],
-                config_subentry_id=subentry.subentry_id,
-            )
+    for subentry in targets(entry):
+        async_add_entities(
+            [VoicePromptNotify(entry, subentry, "notify")],
+            config_subentry_id=subentry.subentry_id,
+        )
 
 
 class VoicePromptNotify(TargetEntity, NotifyEntity):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 import hashlib
 import json
+import struct
 from typing import Any, Final
 
 from homeassistant.components import tts
@@ -99,10 +100,30 @@ async def async_render(hass: HomeAssistant, message: Message, fmt: SpeechFormat)
         raise _failed(engine, "no audio")
     return Speech(
         url=stream.url,
-        audio=audio,
+        audio=_sized_wav(audio) if fmt.extension == "wav" else audio,
         key=_key(engine, stream.language, stream.options, message.text),
         format=fmt,
     )
+
+
+def _sized_wav(audio: bytes) -> bytes:
+    """The WAV with true RIFF and data sizes in its header.
+
+    ffmpeg writing to a pipe (newer Home Assistant converts that way) cannot seek back to
+    fill them in and leaves 0xFFFFFFFF, a header claiming 4 GB that a PBX may refuse.
+    """
+    if audio[:4] != b"RIFF" or audio[8:12] != b"WAVE":
+        return audio
+    fixed = bytearray(audio)
+    struct.pack_into("<I", fixed, 4, len(audio) - 8)
+    position = 12
+    while position + 8 <= len(audio):
+        chunk, size = struct.unpack_from("<4sI", audio, position)
+        if chunk == b"data":
+            struct.pack_into("<I", fixed, position + 4, len(audio) - position - 8)
+            break
+        position += 8 + size + (size & 1)
+    return bytes(fixed)
 
 
 def _failed(engine: str, detail: str) -> HomeAssistantError:
