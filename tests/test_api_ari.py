@@ -11,6 +11,7 @@ with the ``freezer`` fixture, which moves the event loop's clock too.
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import AsyncGenerator, Callable, Iterable
 import io
 import json
@@ -165,8 +166,8 @@ async def idle(rounds: int = 500) -> None:
 
 def secrets_of(fake: FakeAsterisk) -> list[str]:
     """The password and the Authorization header value it makes."""
-    header = aiohttp.helpers.BasicAuth(DEFAULT_USERNAME, DEFAULT_PASSWORD).encode()
-    return [DEFAULT_PASSWORD, header, header.split()[1]]
+    token = base64.b64encode(f"{DEFAULT_USERNAME}:{DEFAULT_PASSWORD}".encode()).decode()
+    return [DEFAULT_PASSWORD, f"Basic {token}", token]
 
 
 def _texts(thing: object) -> Iterable[str]:
