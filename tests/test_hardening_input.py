@@ -742,6 +742,7 @@ def test_host_field_property() -> None:
     # Brackets belong to IPv6 only (accepted before the backends refactor).
     assert parse_host("[127.0.0.1]") is None
     assert parse_host("https://[127.0.0.1]:8088/") is None
+    assert parse_host("[]") is None  # yarl itself raises IndexError there
 
     @_settings(HOST_EXAMPLES)
     @given(address_text())

@@ -33,7 +33,7 @@ def parse_host(text: str) -> tuple[str, int | None] | None:
         url = URL(value if "://" in value else f"//{value}")
         # raw_host is the DNS (punycode) form; host would decode xn-- labels.
         host, port = url.raw_host, url.explicit_port
-    except ValueError:
+    except (ValueError, IndexError):  # yarl raises IndexError for "[]"
         return None
     if not host or port == 0:
         return None
