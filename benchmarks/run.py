@@ -49,6 +49,7 @@ from pytest_homeassistant_custom_component.common import (  # noqa: E402
 
 from custom_components.voice_prompt.api.yeastar import MAX_IN_FLIGHT  # noqa: E402
 from custom_components.voice_prompt.backends.yeastar import YeastarBackend  # noqa: E402
+from custom_components.voice_prompt.backends.yeastar_p import YeastarPBackend  # noqa: E402
 from custom_components.voice_prompt.const import DOMAIN  # noqa: E402
 from homeassistant import loader  # noqa: E402
 from homeassistant.core import HomeAssistant  # noqa: E402
@@ -57,6 +58,8 @@ from homeassistant.runner import HassEventLoopPolicy  # noqa: E402
 from homeassistant.setup import async_setup_component  # noqa: E402
 from tests.fakes.tls import make_self_signed_cert, server_ssl_context  # noqa: E402
 from tests.fakes.yeastar import FakeYeastarPBX, RecordedRequest  # noqa: E402
+from tests.fakes.yeastar_p import FakeYeastarP  # noqa: E402
+from tests.tts_fixtures import counting_tts  # noqa: E402
 
 PASSWORD = "VoicePrompt-Demo1"
 EXTENSION, PROMPT = "1000", "hello111"
@@ -101,10 +104,11 @@ class Settings:
     imports: int
     first_imports: int
     memory_calls: int
+    speech_rounds: int
 
 
-FULL = Settings(False, 500, 50, 3, 1000, 20, 20, 5, 10_000)
-QUICK = Settings(True, 100, 20, 1, 1000, 5, 3, 2, 2_000)
+FULL = Settings(False, 500, 50, 3, 1000, 20, 20, 5, 10_000, 30)
+QUICK = Settings(True, 100, 20, 1, 1000, 5, 3, 2, 2_000, 10)
 
 
 @dataclass(frozen=True)
@@ -486,6 +490,182 @@ async def bench_memory(rig: Rig, settings: Settings) -> None:
     rig.rows.append(Row(f"RSS before → after {calls:,} calls", value, target="grows < 5 MB", ok=ok))
 
 
+class StampedFakeP(FakeYeastarP):
+    """The P-Series fake, noting when each play request reaches it."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.play_stamps: list[int] = []
+
+    async def _handle(self, request: Any) -> Any:
+        if request.match_info["path"].strip("/") == "call/play_prompt":
+            self.play_stamps.append(time.perf_counter_ns())
+        return await super()._handle(request)
+
+
+SPOKEN = "Lunch is ready in the kitchen"
+SPEECH_TARGETS = [str(number) for number in range(2000, 2050)]
+P_APP = {"client_id": "bench-p-client", "client_secret": "Bench-P-Secret-0123456789"}
+
+
+async def to_play_request(
+    hass: HomeAssistant, pbx: StampedFakeP, entry: MockConfigEntry, **what: Any
+) -> tuple[int, int]:
+    """One action call: (ns to the PBX's play request, ns to the action's response)."""
+    data = {"config_entry_id": entry.entry_id, "target": "1000", **what}
+    gc.collect()
+    start = time.perf_counter_ns()
+    response = await hass.services.async_call(
+        DOMAIN, "play_prompt", data, blocking=True, return_response=True
+    )
+    end = time.perf_counter_ns()
+    if response is None or response["failed"] or not response["calls"]:
+        msg = f"play_prompt failed: {response}"
+        raise RuntimeError(msg)
+    return pbx.play_stamps[-1] - start, end - start
+
+
+async def bench_speech(rig: Rig, settings: Settings) -> None:
+    """Spoken messages on a P-Series PBX (fake): time to its play request, TTS engine calls.
+
+    The engine is the tests' CountingTTS (a tone at 22,050 Hz, made at once): "uncached"
+    is Home Assistant's TTS pipeline, ffmpeg's conversion to 8 kHz and the upload, not a
+    real engine's synthesis time, which comes on top.
+    """
+    hass = rig.hass
+    pbx = StampedFakeP(**P_APP, serial="BENCH-P-SPEECH")
+    pbx.extensions |= {number: f"Phone {number}" for number in SPEECH_TARGETS}
+    await pbx.start(host="127.0.0.1", ssl_context=rig.ssl)
+    data = {
+        "backend": YeastarPBackend.kind,
+        "host": pbx.host,
+        "port": pbx.port,
+        "verify_ssl": False,
+    }
+    entry = MockConfigEntry(domain=DOMAIN, title="P550", unique_id=pbx.serial, data=data | P_APP)
+    entry.add_to_hass(hass)
+    try:
+        async with counting_tts(hass) as engine:
+            await setup_entry(hass, entry)
+            await speech_rows(rig, settings, pbx, entry, engine.calls)
+    finally:
+        await remove_entry(hass, entry)
+        await pbx.close()
+
+
+async def speech_rows(
+    rig: Rig, settings: Settings, pbx: StampedFakeP, entry: MockConfigEntry, engine_calls: list[Any]
+) -> None:
+    hass = rig.hass
+    fresh = itertools.count()
+    lineup: dict[str, Callable[[], Awaitable[tuple[int, int]]]] = {
+        "uncached": lambda: to_play_request(hass, pbx, entry, message=f"{SPOKEN}, {next(fresh)}"),
+        "cached": lambda: to_play_request(hass, pbx, entry, message=SPOKEN),
+        "prompt": lambda: to_play_request(hass, pbx, entry, prompt="doorbell"),
+    }
+    for contender in lineup.values():  # warm-up: the cached message is in the cache after it
+        await contender()
+    to_request: dict[str, list[int]] = {name: [] for name in lineup}
+    to_response: dict[str, list[int]] = {name: [] for name in lineup}
+    order = list(lineup)
+    shuffle = random.Random(11).shuffle
+    for _ in range(settings.speech_rounds):
+        shuffle(order)
+        for name in order:
+            for _ in range(SETTLE_ITERATIONS):
+                await asyncio.sleep(0)
+            request_ns, response_ns = await lineup[name]()
+            to_request[name].append(request_ns)
+            to_response[name].append(response_ns)
+    prompt_ns = to_request["prompt"]
+
+    def vs_prompt(name: str) -> str:
+        return f"{paired_ratio(to_request[name], prompt_ns):.2f} {X} prompt"
+
+    def ms(values: list[int]) -> str:
+        return f"{fmt_ms(median(values))}, {fmt_ms(p95(values))}"
+
+    rounds = settings.speech_rounds
+    rig.rows += [
+        Row(
+            f"P-Series, action call → play request, message not cached (median, p95 of {rounds})",
+            ms(to_request["uncached"]),
+            vs_prompt("uncached"),
+        ),
+        Row(
+            "P-Series, action call → play request, message cached (median, p95)",
+            ms(to_request["cached"]),
+            vs_prompt("cached"),
+        ),
+        Row(
+            "P-Series, action call → play request, named prompt (median, p95)",
+            ms(prompt_ns),
+            "1.00",
+        ),
+        Row(
+            "P-Series, action call → response, message not cached / cached / prompt (medians)",
+            " / ".join(fmt_ms(median(to_response[name])) for name in lineup),
+        ),
+    ]
+    await speech_broadcast(rig, pbx, entry, engine_calls)
+
+
+async def speech_broadcast(
+    rig: Rig, pbx: StampedFakeP, entry: MockConfigEntry, engine_calls: list[Any]
+) -> None:
+    """One new message to 50 targets, the same again, and a named prompt to the same 50."""
+    hass, count = rig.hass, len(SPEECH_TARGETS)
+
+    async def broadcast(**what: Any) -> tuple[int, int, int, int]:
+        calls, uploads, plays = (
+            len(engine_calls),
+            len(pbx.uploads),
+            len(pbx.calls("call/play_prompt")),
+        )
+        data = {"config_entry_id": entry.entry_id, "target": SPEECH_TARGETS, **what}
+        gc.collect()
+        start = time.perf_counter_ns()
+        response = await hass.services.async_call(
+            DOMAIN, "play_prompt", data, blocking=True, return_response=True
+        )
+        elapsed = time.perf_counter_ns() - start
+        if response is None or len(response["calls"]) != count or response["failed"]:
+            msg = f"broadcast failed: {response}"
+            raise RuntimeError(msg)
+        played = len(pbx.calls("call/play_prompt")) - plays
+        return len(engine_calls) - calls, len(pbx.uploads) - uploads, played, elapsed
+
+    message = f"{SPOKEN} for everyone"
+    new_calls, new_uploads, new_plays, new_ns = await broadcast(message=message)
+    again_calls, again_uploads, _, again_ns = await broadcast(message=message)
+    prompt_calls, prompt_uploads, _, prompt_ns = await broadcast(prompt="doorbell")
+    rig.rows += [
+        Row(
+            f"TTS engine calls, one new message to {count} targets (one action)",
+            f"{new_calls} ({new_uploads} upload, {new_plays} play requests)",
+            target="1 engine call, 1 upload",
+            ok=(new_calls, new_uploads, new_plays) == (1, 1, count),
+        ),
+        Row(
+            f"TTS engine calls, the same message to {count} targets again",
+            f"{again_calls} ({again_uploads} uploads)",
+            target="0, 0 uploads",
+            ok=(again_calls, again_uploads) == (0, 0),
+        ),
+        Row(
+            f"TTS engine calls, a named prompt to {count} targets",
+            f"{prompt_calls} ({prompt_uploads} uploads)",
+            target="0",
+            ok=(prompt_calls, prompt_uploads) == (0, 0),
+        ),
+        Row(
+            f"{count}-target action: new message / same message / named prompt",
+            " / ".join(fmt_ms(ns) for ns in (new_ns, again_ns, prompt_ns)),
+            f"{new_ns / prompt_ns:.2f} / {again_ns / prompt_ns:.2f} / 1.00 {X} prompt",
+        ),
+    ]
+
+
 # In the order the table shows them.
 def run_ha_module() -> Any:
     """scripts/run_ha.py, which starts and drives a real Home Assistant for the demo."""
@@ -611,6 +791,7 @@ SECTIONS: dict[str, Callable[[Rig, Settings], Awaitable[None]]] = {
     "setup": bench_setup,
     "import": bench_import,
     "memory": bench_memory,
+    "speech": bench_speech,
 }
 
 

@@ -9,8 +9,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Generator
 from dataclasses import dataclass, field
+from pathlib import Path
 import socket
 from typing import Any
+import urllib.parse
+import weakref
 
 import aiohttp
 from aiohttp import web
@@ -32,10 +35,12 @@ from custom_components.voice_prompt.backends.graph import (
     TeamsBackend,
 )
 from custom_components.voice_prompt.const import CONF_BACKEND, DOMAIN
+from homeassistant.components.http import StaticPathConfig
 from homeassistant.const import CONF_CLIENT_ID, CONF_CLIENT_SECRET, CONF_WEBHOOK_ID
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
 from tests.fakes.graph import FakeGraph
+from tests.tts_fixtures import wav_bytes
 
 TENANT_ID = "11111111-2222-3333-4444-555555555555"
 CLIENT_ID = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
@@ -50,6 +55,9 @@ MEDIA = "https://media.example.test/doorbell.wav"
 MEDIA_2 = "https://media.example.test/chime.wav"
 # What the receivers below pretend to be: Graph delivers to ``notification_base`` + path.
 RECEIVER_CALLBACK = "https://receiver.example.test/notify"
+# What Teams plays: WAV, mono, 16-bit, 16 kHz. The media server and /local/ serve this.
+TEAMS_RATE = 16000
+LOCAL_FILE = "chime.wav"  # in the www folder: /local/chime.wav
 
 
 def graph_entry_data(**changes: Any) -> dict[str, Any]:
@@ -70,7 +78,9 @@ def graph_entry_data(**changes: Any) -> dict[str, Any]:
 async def graph(socket_enabled: None) -> AsyncGenerator[FakeGraph]:
     """A running fake Microsoft Graph (token endpoint, calls API, keys) on 127.0.0.1.
 
-    Notifications are quick (20 ms) so a whole place-play-hang-up run takes ~0.1 s.
+    Notifications are quick (20 ms) so a whole place-play-hang-up run takes ~0.1 s. It
+    downloads and checks every prompt it plays, like Teams: ``media.example.test`` is
+    a :class:`MediaServer` (``graph_media``); ``graph_http`` adds Home Assistant's URL.
     """
     fake = FakeGraph(
         tenant_id=TENANT_ID,
@@ -79,9 +89,18 @@ async def graph(socket_enabled: None) -> AsyncGenerator[FakeGraph]:
         notify_delay=0.02,
         prompt_seconds=0.02,
     )
+    media = MediaServer()
+    await media.start()
+    fake.media_hosts[_host(MEDIA)] = media.base_url
+    _MEDIA_SERVERS[fake] = media
     await fake.start()
     yield fake
     await fake.close()
+    await media.close()
+
+
+def _host(url: str) -> str:
+    return urllib.parse.urlsplit(url).hostname or ""
 
 
 @pytest.fixture
@@ -128,6 +147,42 @@ class _LocalServer:
     def base_url(self) -> str:
         """Return http://127.0.0.1:<port>."""
         return f"http://127.0.0.1:{self.port}"
+
+
+class MediaServer(_LocalServer):
+    """Where ``https://media.example.test/...`` prompts come from: real WAV files.
+
+    Every path serves a short 16 kHz tone (what Teams plays) unless ``files`` names
+    other bytes for it, or None for a 404. ``requests`` lists the paths asked for.
+    """
+
+    def __init__(self) -> None:
+        """Nothing listens until start()."""
+        super().__init__()
+        self.files: dict[str, bytes | None] = {}
+        self.requests: list[str] = []
+        self._tone = wav_bytes(seconds=0.1, rate=TEAMS_RATE)
+
+    def _add_routes(self, router: web.UrlDispatcher) -> None:
+        router.add_get("/{path:.*}", self._handle)
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        self.requests.append(request.path)
+        data = self.files.get(request.path, self._tone)
+        if data is None:
+            return web.Response(status=404)
+        return web.Response(body=data, content_type="audio/wav")
+
+
+# Each fake's media server: a fixture of its own would have to be imported by every
+# module that uses ``graph``.
+_MEDIA_SERVERS: weakref.WeakKeyDictionary[FakeGraph, MediaServer] = weakref.WeakKeyDictionary()
+
+
+@pytest.fixture
+def graph_media(graph: FakeGraph) -> MediaServer:
+    """The media server of ``graph`` (``https://media.example.test/...``)."""
+    return _MEDIA_SERVERS[graph]
 
 
 @dataclass
@@ -285,19 +340,30 @@ def graph_entry(
 
 @pytest.fixture
 async def graph_http(
-    hass: HomeAssistant, graph: FakeGraph, hass_client_no_auth: ClientSessionGenerator
+    hass: HomeAssistant,
+    graph: FakeGraph,
+    hass_client_no_auth: ClientSessionGenerator,
+    tmp_path: Path,
 ) -> TestClient:
     """Home Assistant's HTTP app on a real 127.0.0.1 port; the fake delivers there.
 
     The external URL is what callbacks and ``/local/`` media resolve to; the fake keeps
-    the callback's path and swaps scheme/host for this server. ``webhook`` (and with it
-    ``http``), ``network``, ``diagnostics``, ``repairs`` and ``notify`` are set up first: their views cannot be added once the
-    server runs (its router is frozen then).
+    the callback's path and swaps scheme/host for this server, and fetches media on the
+    external URL from it too (spoken messages, ``/local/``, ``/media/``). ``webhook``
+    (and with it ``http``), ``network``, ``diagnostics``, ``repairs``, ``notify`` and
+    ``/local/`` are set up first: views cannot be added once the server runs (its router
+    is frozen then). ``/local/`` is the frontend's in Home Assistant (a www folder, here
+    with a 16 kHz ``chime.wav``); the frontend itself is more than these tests need.
     """
     for component in ("webhook", "network", "diagnostics", "repairs", "notify"):
         assert await async_setup_component(hass, component, {})
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / LOCAL_FILE).write_bytes(wav_bytes(seconds=0.1, rate=TEAMS_RATE, frequency=660.0))
+    await hass.http.async_register_static_paths([StaticPathConfig("/local", str(www), False)])
     client = await hass_client_no_auth()
     graph.notification_base = str(client.make_url("")).rstrip("/")
+    graph.media_hosts[_host(EXTERNAL_URL)] = graph.notification_base
     hass.config.external_url = EXTERNAL_URL
     return client
 

@@ -2,9 +2,12 @@
 
 The blueprint file of the repository is copied into the test's config folder, an automation
 is created from it with ``use_blueprint`` exactly as the UI would store it, the trigger is
-fired, and the fake PBX must have received exactly the intended ``extension/playprompt``
-requests.
+fired, and the fake PBX must have received exactly the intended requests: a spoken message
+to named targets (P-Series: uploaded and played), their default prompts (S-Series, through
+their Announce buttons), or Custom Prompts by name on extensions (``extension/playprompt``).
 """
+
+# ruff: noqa: F811 - the fixtures imported from tests.*_fixtures are test arguments
 
 from __future__ import annotations
 
@@ -19,15 +22,25 @@ from urllib.parse import quote
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
+from custom_components.voice_prompt.const import DOMAIN, SUBENTRY_TARGET
 from homeassistant.components.automation.config import AUTOMATION_BLUEPRINT_SCHEMA
 from homeassistant.components.automation.helpers import async_get_blueprints
-from homeassistant.components.blueprint.errors import MissingInput
 from homeassistant.components.blueprint.models import Blueprint, BlueprintInputs
+from homeassistant.config_entries import ConfigSubentryDataWithId
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
 import homeassistant.util.dt as dt_util
 from homeassistant.util.yaml import load_yaml_dict
 from tests.fakes.yeastar import FakeYeastarPBX
+from tests.fakes.yeastar_p import FakeYeastarP
+from tests.tts_fixtures import CountingTTS, tts_engine  # noqa: F401 - fixture
+from tests.yeastar_p_fixtures import (  # noqa: F401 - fixtures
+    P_PLAY,
+    P_UPLOAD,
+    add_p_entry,
+    fake_p,
+    p_play_bodies,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 BLUEPRINT_PATH = "voice_prompt/announce.yaml"
@@ -39,6 +52,7 @@ RAW_URL = (
 )
 PLAYPROMPT = "extension/playprompt"
 AUTOMATION = "automation.doorbell_announcement"
+VISITORS = "Someone is at the front door"
 
 
 pytestmark = pytest.mark.usefixtures("own_config_dir")
@@ -109,12 +123,19 @@ def test_blueprint_file_is_valid() -> None:
         "event_entities",
         "event_types",
         "buttons",
+        "targets",
+        "message",
+        "cooldown",
         "config_entry",
         "extensions",
         "prompts",
         "autoanswer",
-        "cooldown",
     }
+    assert inputs["targets"]["selector"]["entity"]["multiple"] is True
+    assert inputs["targets"]["selector"]["entity"]["filter"] == [
+        {"integration": "voice_prompt", "domain": ["notify"]}
+    ]
+    assert inputs["message"]["selector"]["text"]["multiline"] is True
     assert inputs["config_entry"]["selector"] == {"config_entry": {"integration": "voice_prompt"}}
     assert inputs["extensions"]["selector"]["text"]["multiple"] is True
     assert inputs["prompts"]["selector"]["text"]["multiple"] is True
@@ -125,9 +146,9 @@ def test_blueprint_file_is_valid() -> None:
     assert inputs["buttons"]["selector"]["entity"]["filter"] == [
         {"domain": ["button", "input_button"]}
     ]
-    # Every trigger input is optional; the phone system, extensions and prompts are not.
+    # Every input is optional: named targets, or extensions and prompts (or both).
     required = {name for name, spec in inputs.items() if "default" not in (spec or {})}
-    assert required == {"config_entry", "extensions", "prompts"}
+    assert required == set()
     assert blueprint.metadata["homeassistant"]["min_version"] == "2025.4.0"
 
 
@@ -145,18 +166,140 @@ def test_docs_link_imports_this_file() -> None:
 
 
 async def test_home_assistant_lists_the_installed_blueprint(hass: HomeAssistant) -> None:
-    """The blueprint integration finds the file and refuses an automation without the PBX."""
+    """The blueprint integration finds the file; named targets alone make an automation."""
     _install_blueprint(hass)
     assert await async_setup_component(hass, "automation", {})
     blueprints = async_get_blueprints(hass)
     blueprint = await blueprints.async_get_blueprint(BLUEPRINT_PATH)
     assert blueprint.name == "Announce on phones (Voice Prompt)"
 
-    inputs = BlueprintInputs(
-        blueprint, {"use_blueprint": {"path": BLUEPRINT_PATH, "input": {"extensions": ["1000"]}}}
+    given = {"targets": ["notify.reception_phone"], "message": VISITORS}
+    inputs = BlueprintInputs(blueprint, {"use_blueprint": {"path": BLUEPRINT_PATH, "input": given}})
+    inputs.validate()
+    assert inputs.inputs_with_default["extensions"] == []
+    assert inputs.inputs_with_default["message"] == VISITORS
+
+
+# ------------------------------------------------------------------ named targets
+
+
+def _target(subentry_id: str, title: str, **data: Any) -> ConfigSubentryDataWithId:
+    return ConfigSubentryDataWithId(
+        subentry_id=subentry_id,
+        subentry_type=SUBENTRY_TARGET,
+        title=title,
+        unique_id=None,
+        data=data,
     )
-    with pytest.raises(MissingInput, match="Missing input config_entry, prompts"):
-        inputs.validate()
+
+
+async def _setup_named(hass: HomeAssistant, entry: MockConfigEntry, **inputs: Any) -> None:
+    """An automation from the blueprint with named targets only (no extensions, no prompts)."""
+    hass.states.async_set("binary_sensor.bell", "off")
+    await _setup_automation(
+        hass,
+        entry,
+        binary_sensors=["binary_sensor.bell"],
+        extensions=[],
+        prompts=[],
+        **inputs,
+    )
+
+
+async def _ring(hass: HomeAssistant) -> None:
+    hass.states.async_set("binary_sensor.bell", "on")
+    await hass.async_block_till_done()
+
+
+async def test_named_targets_hear_the_message(
+    hass: HomeAssistant, tts_engine: CountingTTS, fake_p: FakeYeastarP
+) -> None:
+    """P-Series: the message is spoken on both targets, synthesised and uploaded once."""
+    entry = add_p_entry(
+        hass,
+        fake_p,
+        subentries=[
+            _target("reception", "Reception phone", target="1000"),
+            _target("office", "Office phone", target="1001", prompt=["doorbell"]),
+        ],
+    )
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    await _setup_named(
+        hass, entry, targets=["notify.reception_phone", "notify.office_phone"], message=VISITORS
+    )
+    assert fake_p.calls(P_PLAY) == []
+
+    await _ring(hass)
+
+    assert [text for text, _, _ in tts_engine.calls] == [VISITORS]
+    # Stored once. (The two targets speak concurrently: the client may send the same
+    # upload twice before the first answer, and the PBX keeps the first.)
+    (name,) = fake_p.uploads
+    assert {request.body["file"]["filename"] for request in fake_p.calls(P_UPLOAD)} == {
+        f"{name}.wav"
+    }
+    bodies = sorted(p_play_bodies(fake_p), key=lambda body: body["number"])
+    # The message only: a target's default prompt is for its button.
+    assert bodies == [
+        {"number": number, "prompts": [name], "auto_answer": "no"} for number in ("1000", "1001")
+    ]
+
+
+async def test_named_targets_without_a_message_play_their_default_prompt(
+    hass: HomeAssistant, pbx: FakeYeastarPBX, entry_data: dict[str, Any]
+) -> None:
+    """S-Series: no message; each target's Announce button plays its own default prompt."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Yeastar S100",
+        unique_id="369364835218",
+        data=entry_data,
+        subentries_data=[
+            _target("reception", "Reception phone", target="1000", prompt=["doorbell"]),
+            _target("office", "Office phone", target="1001", prompt=["hello111"]),
+            _target("hall", "Hall phone", target="1002"),  # nothing of its own to play
+        ],
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    targets = ["notify.reception_phone", "notify.office_phone", "notify.hall_phone"]
+    await _setup_named(hass, entry, targets=targets)
+
+    await _ring(hass)
+
+    assert _bodies(pbx) == [
+        {"extid": "1000", "prompt": "doorbell", "autoanswer": "no"},
+        {"extid": "1001", "prompt": "hello111", "autoanswer": "no"},
+    ]
+
+
+async def test_a_message_on_a_pbx_that_cannot_speak_says_why(
+    hass: HomeAssistant,
+    pbx: FakeYeastarPBX,
+    entry_data: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """S-Series with a message: nothing is sent, and the log says what to do instead."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Yeastar S100",
+        unique_id="369364835218",
+        data=entry_data,
+        subentries_data=[_target("reception", "Reception phone", target="1000")],
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    await _setup_named(hass, entry, targets=["notify.reception_phone"], message=VISITORS)
+    before = len(pbx.requests)
+
+    await _ring(hass)
+
+    assert len(pbx.requests) == before
+    assert "cannot speak a text" in caplog.text
+    assert "play it by name with prompt" in caplog.text
 
 
 # ------------------------------------------------------------------ the three trigger kinds

@@ -7,7 +7,8 @@ own TTS component, cache and ffmpeg conversion do the rest.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
+import contextlib
 import io
 import math
 import struct
@@ -89,6 +90,13 @@ async def tts_engine(hass: HomeAssistant, own_config_dir: None) -> AsyncGenerato
     ``own_config_dir``: the TTS file cache lives in the config folder; a shared one would
     answer a later run from the cache instead of the engine.
     """
+    async with counting_tts(hass) as engine:
+        yield engine
+
+
+@contextlib.asynccontextmanager
+async def counting_tts(hass: HomeAssistant) -> AsyncIterator[CountingTTS]:
+    """Set up Home Assistant's TTS with a :class:`CountingTTS` (the benchmarks use it too)."""
     engine = CountingTTS()
 
     async def setup_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:

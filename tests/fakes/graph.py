@@ -3,8 +3,11 @@
 It serves the Microsoft identity platform token endpoint (client credentials), the calls API
 (create, get, delete, playPrompt, keepAlive, cancelMediaProcessing; v1.0 and beta), and the
 Bot Framework OpenID configuration + signing keys; it POSTs signed ``commsNotifications`` to
-each call's ``callbackUri`` like Graph does. Use it from tests (``await FakeGraph().start()``
-in the running loop) or as a program: ``python -m tests.fakes.graph --help``.
+each call's ``callbackUri`` like Graph does. Like Teams, it downloads every prompt it is asked
+to play and checks that it is a WAV file, mono, 16-bit, 16 kHz; a prompt it cannot download or
+that has another format fails the playPrompt operation (``check_media``, ``media_hosts``).
+Use it from tests (``await FakeGraph().start()`` in the running loop) or as a program:
+``python -m tests.fakes.graph --help``.
 """
 
 import argparse
@@ -21,6 +24,7 @@ import pathlib
 import re
 import secrets
 import ssl
+import struct
 import sys
 import tempfile
 import time
@@ -112,6 +116,13 @@ TOKEN_ERRORS: dict[str, tuple[int, str, str]] = {
     ),
 }
 
+# What service-hosted media plays (mediaInfo): PCM WAV, 1 channel, 16 kHz, 16 bits a sample.
+MEDIA_FORMAT = {"format": "pcm", "channels": 1, "sample_rate": 16000, "bits_per_sample": 16}
+# Hosts the fake can fetch media from without a mapping (it never leaves the machine).
+_LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+_WAVE_FORMAT_PCM = 1
+_WAVE_FORMAT_EXTENSIBLE = 0xFFFE
+
 # Graph error codes used for the http_status switch.
 HTTP_ERROR_CODES: dict[int, tuple[str, str]] = {
     400: ("BadRequest", "Bad request."),
@@ -129,6 +140,7 @@ HTTP_ERROR_CODES: dict[int, tuple[str, str]] = {
 # resultInfo values (code, subcode, message); from the Graph / ACS docs.
 RESULT_PROMPT_COMPLETED = (200, 0, "Action completed successfully.")
 RESULT_PROMPT_DOWNLOAD_FAILED = (400, 8536, "Action failed, file could not be downloaded.")
+RESULT_PROMPT_BAD_FORMAT = (400, 8535, "Action failed, file format is invalid.")
 RESULT_PROMPT_CANCELED = (400, 8508, "Action failed, the operation was cancelled.")
 RESULT_CALL_ENDED = (200, 5001, "The conversation has ended.")
 RESULT_CALL_NOT_REACHED = (480, 10076, "Callee could not be reached.")
@@ -154,6 +166,55 @@ class Delivery:
     token: str  # the bearer token it carried
     body: bytes
     status: int  # the receiver's HTTP status, 0 when it could not be reached
+
+
+@dataclass
+class MediaFetch:
+    """One prompt the fake downloaded (or could not) before playing it."""
+
+    uri: str  # as playPrompt named it
+    url: str | None  # where the fake fetched it; None when it cannot reach the host
+    status: int  # HTTP status, 0 when nothing answered
+    layout: dict[str, Any] | None = None  # the WAV header's format (see MEDIA_FORMAT)
+    seconds: float | None = None  # the audio's length
+    problem: str | None = None  # why the prompt cannot be played; None when it can
+
+    @property
+    def ok(self) -> bool:
+        """Whether Teams would play it."""
+        return self.problem is None
+
+
+def wav_layout(data: bytes) -> tuple[dict[str, Any], float] | None:
+    """The format of a WAV file's fmt chunk and its length in seconds; None if not WAV.
+
+    Sizes are read leniently: ffmpeg writing to a pipe leaves 0xFFFFFFFF in them.
+    """
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return None
+    offset, layout = 12, None
+    while offset + 8 <= len(data):
+        chunk, size = data[offset : offset + 4], struct.unpack_from("<I", data, offset + 4)[0]
+        body = offset + 8
+        if chunk == b"fmt " and size >= 16 and body + 16 <= len(data):
+            tag, channels, rate, byte_rate, _align, bits = struct.unpack_from("<HHIIHH", data, body)
+            if tag == _WAVE_FORMAT_EXTENSIBLE and size >= 40 and body + 26 <= len(data):
+                tag = struct.unpack_from("<H", data, body + 24)[0]  # the sub-format GUID
+            kind = "pcm" if tag == _WAVE_FORMAT_PCM else f"0x{tag:04x}"
+            layout = (
+                {
+                    "format": kind,
+                    "channels": channels,
+                    "sample_rate": rate,
+                    "bits_per_sample": bits,
+                },
+                byte_rate,
+            )
+        elif chunk == b"data" and layout is not None:
+            fmt, byte_rate = layout
+            return fmt, (len(data) - body) / byte_rate if byte_rate else 0.0
+        offset = body + size + (size & 1)
+    return None
 
 
 @dataclass
@@ -297,6 +358,12 @@ class FakeGraph:
         self.permission_denied = False
         self.answer = True
         self.fail_media = False
+        # Download every prompt and check it is a WAV Teams plays; media_hosts maps a
+        # URL's host (as written in the prompt) to a local base URL the fake fetches from
+        # instead, path and query kept. Other hosts than 127.0.0.1 are unreachable.
+        self.check_media = True
+        self.media_hosts: dict[str, str] = {}
+        self.media_fetches: list[MediaFetch] = []
         # Refuse the media in playPrompt's own reply ("failed" at once, no notification).
         self.fail_media_at_once = False
         self.http_status: int | None = None
@@ -320,6 +387,8 @@ class FakeGraph:
         self._call_tasks: dict[str, set[asyncio.Task[None]]] = {}
         self._prompt_tasks: dict[str, dict[str, asyncio.Task[None]]] = {}
         self._media_tail: dict[str, asyncio.Task[None]] = {}
+        # resourceIds of media downloaded and found playable: Teams keys its cache on them.
+        self._media_cache: set[str] = set()
         self._closing = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -1198,9 +1267,8 @@ class FakeGraph:
         bad = [u for u in uris if urllib.parse.urlsplit(u).scheme.lower() != "https"]
         fail = self.fail_media or bool(bad)
         previous = self._media_tail.get(call_id)
-        task = self._spawn(
-            self._run_prompt(call, operation, len(prompts), loop, fail, previous), call_id
-        )
+        infos = [p["mediaInfo"] for p in prompts]
+        task = self._spawn(self._run_prompt(call, operation, infos, loop, fail, previous), call_id)
         if task is not None:
             self._media_tail[call_id] = task
             self._prompt_tasks.setdefault(call_id, {})[op_id] = task
@@ -1241,26 +1309,90 @@ class FakeGraph:
         self,
         call: FakeCall,
         operation: dict[str, Any],
-        count: int,
+        media: list[dict[str, Any]],
         loop: bool,
         fail: bool,
         previous: asyncio.Task[None] | None,
     ) -> None:
         if previous is not None and not previous.done():
             await asyncio.wait({previous})
-        if fail:
+        failure = RESULT_PROMPT_DOWNLOAD_FAILED if fail else None
+        if failure is None and self.check_media:
+            failure = await self._check_media(media)
+        if failure is not None:
             await self._sleep(self.prompt_seconds)
             if not self._closing.is_set():
-                await self._finish_operation(
-                    call, operation, "failed", RESULT_PROMPT_DOWNLOAD_FAILED
-                )
+                await self._finish_operation(call, operation, "failed", failure)
             return
         if loop:
             await self._closing.wait()  # plays until cancelled / the call ends
             return
-        await self._sleep(self.prompt_seconds * count)
+        await self._sleep(self.prompt_seconds * len(media))
         if not self._closing.is_set():
             await self._finish_operation(call, operation, "completed", RESULT_PROMPT_COMPLETED)
+
+    async def _check_media(self, media: list[dict[str, Any]]) -> tuple[int, int, str] | None:
+        """Download each prompt as Teams does; the result of the first one it cannot play."""
+        for info in media:
+            uri, resource_id = str(info["uri"]), info.get("resourceId")
+            if resource_id is not None and resource_id in self._media_cache:
+                self._log(f"media {_short_url(uri)}: cached (resourceId {_short(resource_id)})")
+                continue
+            fetch = await self._fetch_media(uri)
+            self.media_fetches.append(fetch)
+            if fetch.problem is not None:
+                self._log(f"media {_short_url(uri)}: {fetch.problem}")
+                # Downloaded but not playable is a format error, as Teams reports it.
+                bad_format = fetch.status == 200
+                return RESULT_PROMPT_BAD_FORMAT if bad_format else RESULT_PROMPT_DOWNLOAD_FAILED
+            assert fetch.layout is not None
+            self._log(
+                f"media {_short_url(uri)}: WAV {fetch.layout['format'].upper()}, "
+                f"{fetch.layout['channels']} channel, {fetch.layout['bits_per_sample']}-bit, "
+                f"{fetch.layout['sample_rate']} Hz, {fetch.seconds:.2f} s"
+            )
+            if resource_id is not None:
+                self._media_cache.add(resource_id)
+        return None
+
+    def _media_url(self, uri: str) -> str | None:
+        """Where to fetch ``uri`` from: its mapped host, or itself when it is local."""
+        parts = urllib.parse.urlsplit(uri)
+        host = (parts.hostname or "").lower()
+        base = self.media_hosts.get(parts.netloc.lower()) or self.media_hosts.get(host)
+        if base is not None:
+            tail = parts.path + (f"?{parts.query}" if parts.query else "")
+            return base.rstrip("/") + tail
+        return uri if host in _LOCAL_HOSTS else None
+
+    async def _fetch_media(self, uri: str) -> MediaFetch:
+        url = self._media_url(uri)
+        session = self._session
+        if url is None or session is None:
+            return MediaFetch(uri, url, 0, problem="host not reachable")
+        try:
+            async with session.get(
+                url,
+                timeout=aiohttp.ClientTimeout(total=self.notify_timeout),
+                ssl=self.verify_notification_tls,
+            ) as response:
+                status, data = response.status, await response.read()
+        except (aiohttp.ClientError, OSError, TimeoutError) as err:
+            return MediaFetch(uri, url, 0, problem=f"download failed ({type(err).__name__})")
+        if status != 200:
+            return MediaFetch(uri, url, status, problem=f"download failed (HTTP {status})")
+        found = wav_layout(data)
+        if found is None:
+            return MediaFetch(uri, url, status, problem="not a WAV file")
+        layout, seconds = found
+        fetch = MediaFetch(uri, url, status, layout, seconds)
+        if layout != MEDIA_FORMAT:
+            fetch.problem = (
+                f"{layout['format']}, {layout['channels']} channel(s), "
+                f"{layout['bits_per_sample']}-bit, {layout['sample_rate']} Hz: Teams plays "
+                "PCM WAV, mono, 16-bit, 16 kHz"
+            )
+        return fetch
 
     def _cancel_media(self, version: str, call_id: str, body: Any) -> web.Response:
         call = self._live_call(call_id)
@@ -1297,6 +1429,14 @@ class FakeGraph:
 # ---------------------------------------------------------------------- program
 
 
+def _media_host(text: str) -> tuple[str, str]:
+    host, sep, base = text.partition("=")
+    if not sep or not host or not base.startswith(("http://", "https://")):
+        msg = f"{text!r} is not HOST=scheme://host:port"
+        raise argparse.ArgumentTypeError(msg)
+    return host.lower(), base
+
+
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m tests.fakes.graph",
@@ -1318,6 +1458,21 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--insecure-notifications",
         action="store_true",
         help="do not verify TLS certificates of https callbacks",
+    )
+    parser.add_argument(
+        "--check-media",
+        action="store_true",
+        help="download every prompt and fail the operation unless it is a WAV file, mono, "
+        "16-bit, 16 kHz (as Teams does)",
+    )
+    parser.add_argument(
+        "--media-host",
+        action="append",
+        default=[],
+        type=_media_host,
+        metavar="HOST=BASE",
+        help="fetch prompts whose URL names HOST from BASE (scheme://host:port) instead, "
+        "path kept; repeatable. Without one only 127.0.0.1 is reachable",
     )
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--notify-delay", type=float, default=1.0)
@@ -1343,6 +1498,8 @@ async def _serve(args: argparse.Namespace) -> int:
         fake.latency = args.latency
         fake.notification_base = args.notification_base
         fake.verify_notification_tls = not args.insecure_notifications
+        fake.check_media = args.check_media
+        fake.media_hosts = dict(args.media_host)
         await fake.start(host=args.host, port=args.port, ssl_context=ssl_context)
 
         _emit(f"Fake Microsoft Graph listening on {fake.base_url}")
@@ -1352,6 +1509,9 @@ async def _serve(args: argparse.Namespace) -> int:
         _emit(f"  tenant {args.tenant}  client id {args.client_id}  client secret: (not shown)")
         if args.notification_base:
             _emit(f"  notifications go to {args.notification_base} (callback paths kept)")
+        if args.check_media:
+            hosts = "".join(f"; {host} → {base}" for host, base in fake.media_hosts.items())
+            _emit(f"  prompts are downloaded and checked (WAV, mono, 16-bit, 16 kHz){hosts}")
         await serve_until_stopped(fake.close, "Fake Microsoft Graph")
     return 0
 

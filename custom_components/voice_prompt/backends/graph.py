@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 import os
 from typing import Any, ClassVar, Final
+import uuid
 
 from aiohttp import web
 
@@ -38,6 +39,7 @@ from ..api.graph import (
     NotificationDrop,
 )
 from ..const import DOMAIN
+from ..speech import Speech, SpeechFormat
 from ..validation import vol
 from .base import (
     Backend,
@@ -50,6 +52,7 @@ from .base import (
     PlayResult,
     VoicePromptConfigEntry,
 )
+from .media import async_media_url, is_media_source
 
 CONF_TENANT_ID: Final = "tenant_id"
 CONF_APPLICATION_INSTANCE_ID: Final = "application_instance_id"
@@ -66,8 +69,14 @@ APP_SCHEMA: Final = vol.Schema(
     {vol.Required(CONF_TENANT_ID): str, vol.Required(CONF_CLIENT_ID): str, **SECRET_SCHEMA.schema}
 )
 
+# The ids Microsoft caches spoken messages under: one per content key, the same every time.
+_SPEECH_IDS: Final = uuid.uuid5(
+    uuid.NAMESPACE_URL, "https://github.com/voice-prompt/voice-prompt#speech"
+)
+
 _CAPABILITIES: Final = Capabilities(
     media_urls=True,
+    speech=True,
     outcome_events=True,
     external_numbers=True,
     existing_call=True,
@@ -126,6 +135,8 @@ class TeamsBackend(Backend):
             vol.Required(CONF_HANG_UP, default=DEFAULT_HANG_UP): bool,
         }
     )
+    # What service-hosted media plays: WAV, mono, 16-bit, 16 kHz (Microsoft's mediaInfo).
+    speech_format = SpeechFormat("wav", 16000)
 
     def __init__(self, hass: HomeAssistant, entry: VoicePromptConfigEntry) -> None:
         """Build the client and the notification checker on the shared session."""
@@ -180,7 +191,7 @@ class TeamsBackend(Backend):
 
     @property
     def capabilities(self) -> Capabilities:
-        """Media URLs into a placed or existing call, with outcomes from notifications."""
+        """Media URLs and spoken messages into a placed or existing call, with outcomes."""
         return _CAPABILITIES
 
     @property
@@ -226,9 +237,10 @@ class TeamsBackend(Backend):
         else:
             target, callback = None, None
         client_context = check_client_context(request.client_context)
+        media = parse_media(await self._media(request))
         options = self.entry.options
         result = await self.client.async_play(
-            parse_media([self._absolute(item) for item in request.prompts]),
+            media,
             client_context=client_context,
             call_id=request.call_id,
             target=target,
@@ -324,12 +336,45 @@ class TeamsBackend(Backend):
             raise self._invalid("external_url_required")
         return url
 
-    def _absolute(self, item: str | Mapping[str, Any]) -> str | Mapping[str, Any]:
-        """``/local/x.wav`` (the www folder) becomes ``https://<external URL>/local/x.wav``."""
+    async def _media(self, request: PlayRequest) -> list[str | Mapping[str, Any]]:
+        """What Microsoft fetches: the spoken message first, then the prompts, as URLs.
+
+        Everything is resolved before anything is sent: a media-source id that does not
+        resolve, or a missing external URL, places no call.
+        """
+        spoken = [] if request.speech is None else [self._speech(request.speech)]
+        return [*spoken, *[await self._prompt(item) for item in request.prompts]]
+
+    def _speech(self, speech: Speech) -> Mapping[str, Any]:
+        """Home Assistant's TTS proxy serves the audio; its id follows the content.
+
+        The proxy's URL is new for every rendering, the content key is not: the same
+        text, engine, language and options are the same resource to Microsoft.
+        """
+        return {
+            "url": self._require_external_url() + speech.url,
+            "resource_id": str(uuid.uuid5(_SPEECH_IDS, speech.key)),
+        }
+
+    async def _prompt(self, item: str | Mapping[str, Any]) -> str | Mapping[str, Any]:
+        """``/local/x.wav`` and ``media-source://`` ids become URLs on the external URL.
+
+        A media-source id keeps its own cache id: its resolved URL may carry a signature
+        that changes every time.
+        """
         if isinstance(item, Mapping):
             url = item.get("url", item.get("uri"))
-            return {**item, "url": self._absolute(url)} if isinstance(url, str) else item
-        return self._require_external_url() + item if item.startswith("/") else item
+            if not isinstance(url, str):
+                return item  # parse_media says what is wrong with it
+            resolved = await self._prompt(url)
+            media: Mapping[str, Any] = (
+                resolved if isinstance(resolved, Mapping) else {"url": resolved}
+            )
+            return {**media, **item, "url": media["url"]}  # a resource_id given wins
+        fetched = await async_media_url(self.hass, item, self._require_external_url)
+        if is_media_source(item):
+            return {"url": fetched, "resource_id": str(uuid.uuid5(uuid.NAMESPACE_URL, item))}
+        return fetched
 
     def _invalid(self, key: str) -> ServiceValidationError:
         return ServiceValidationError(
