@@ -151,7 +151,8 @@ def _wav_seconds(data: bytes) -> float | None:
         with wave.open(io.BytesIO(data)) as wav:
             if (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) != (8000, 1, 2):
                 return None
-            return float(wav.getnframes()) / 8000
+            # Not getnframes(): a WAV streamed through a pipe claims 4 GB in its header.
+            return len(wav.readframes(wav.getnframes())) / 2 / 8000
     except (wave.Error, EOFError):
         return None
 
@@ -175,6 +176,8 @@ class FakeAsterisk:
         multiplies every duration (sounds, delays, ring timeouts) to keep tests fast.
         """
         self.users: dict[str, str] = {username: password}
+        self.entity_id = ENTITY_ID  # the system id (another one: another Asterisk)
+        self.system_name = ""
         self.read_only_users: set[str] = set()
         self.phones: dict[str, FakePhone] = (
             dict(phones) if phones is not None else {"PJSIP/1000": FakePhone()}
@@ -498,7 +501,7 @@ class FakeAsterisk:
 
     def _emit(self, app: str, event: dict[str, Any], channel: FakeChannel | None = None) -> None:
         """Send one event to the application's newest websocket (as Asterisk does)."""
-        event = {**event, "timestamp": _now(), "application": app, "asterisk_id": ENTITY_ID}
+        event = {**event, "timestamp": _now(), "application": app, "asterisk_id": self.entity_id}
         if channel is not None:
             event["channel"] = self._channel_json(channel)
         self.events_sent.append(event)
@@ -567,9 +570,9 @@ class FakeAsterisk:
                     "date": "2026-07-20 21:35:32 UTC",
                     "user": "nobody",
                 },
-                "system": {"version": VERSION, "entity_id": ENTITY_ID},
+                "system": {"version": VERSION, "entity_id": self.entity_id},
                 "config": {
-                    "name": "",
+                    "name": self.system_name,
                     "default_language": "en",
                     "setid": {"user": "", "group": ""},
                 },

@@ -47,7 +47,7 @@ import aiohttp
 from yarl import URL
 
 from .exceptions import (
-    VoicePromptApiDisabledError,
+    VoicePromptAriDisabledError,
     VoicePromptAuthenticationError,
     VoicePromptConnectionError,
     VoicePromptError,
@@ -725,8 +725,12 @@ class AriClient:
         digit_timeout: float = DEFAULT_DIGIT_TIMEOUT,
         hang_up: bool = True,
         caller_id: str | None = None,
+        channel_id: str | None = None,
     ) -> AriCallResult:
         """Call ``endpoint``, play ``media`` in order ``repeat`` times, and report.
+
+        ``channel_id`` names the channel (default: a new ``vp-`` id), so that a caller can
+        tell the application's events of this call (see :meth:`add_listener`) from others.
 
         With ``acknowledge_digit``, a press of that key (during or up to ``digit_timeout``
         seconds after the media) acknowledges and ends the call. Outcomes of the callee
@@ -755,7 +759,7 @@ class AriClient:
                 f"The key timeout must be between 0 and {MAX_DIGIT_TIMEOUT:g} seconds"
             )
         await self._ensure_events()
-        call = _Call(f"vp-{uuid.uuid4().hex}", target)
+        call = _Call(channel_id or f"vp-{uuid.uuid4().hex}", target)
         self._calls[call.channel_id] = call
         try:
             result = await self._call(
@@ -1376,8 +1380,8 @@ class AriClient:
             f"{self.host} refused the ARI username or password", code="401"
         )
 
-    def _disabled(self) -> VoicePromptApiDisabledError:
-        return VoicePromptApiDisabledError(
+    def _disabled(self) -> VoicePromptAriDisabledError:
+        return VoicePromptAriDisabledError(
             f"{self.host} answers HTTP but has no ARI: set enabled = yes in ari.conf and "
             "http.conf, and check the URL's path",
             code="404",

@@ -1,0 +1,440 @@
+"""Asterisk through ARI (plain Asterisk, FreePBX and other Asterisk-based PBXs).
+
+Calls are originated straight into the entry's Stasis application, so no dialplan is
+needed. Sounds, URLs and spoken messages play as ARI media; the application's events tell
+how each call went (ringing, answered, keys pressed, played, busy, ...).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from http import HTTPStatus
+import secrets
+from typing import Any, ClassVar, Final
+import uuid
+
+from aiohttp import web
+from yarl import URL
+
+from homeassistant.const import (
+    CONF_PASSWORD,
+    CONF_URL,
+    CONF_USERNAME,
+    CONF_VERIFY_SSL,
+    EVENT_HOMEASSISTANT_STOP,
+)
+from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
+from homeassistant.exceptions import ServiceValidationError
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.helpers.http import HomeAssistantView
+from homeassistant.helpers.network import NoURLAvailableError, get_url
+from homeassistant.helpers.selector import (
+    SelectSelector,
+    SelectSelectorConfig,
+    SelectSelectorMode,
+    TextSelector,
+    TextSelectorConfig,
+)
+from homeassistant.util.hass_dict import HassKey
+
+from ..api import VoicePromptError, VoicePromptInputError
+from ..api.ari import (
+    DEFAULT_APP,
+    DEFAULT_RING_TIMEOUT,
+    DEFAULT_TECHNOLOGY,
+    MAX_REPEAT,
+    MAX_RING_TIMEOUT,
+    AriClient,
+    AriEvent,
+    AriEventType,
+    AriInfo,
+    check_app,
+    normalize_endpoint,
+    normalize_media,
+    parse_url,
+)
+from ..const import DOMAIN
+from ..speech import SpeechFormat
+from ..validation import vol
+from .base import (
+    Backend,
+    CallEvent,
+    CallResult,
+    CallStatus,
+    Capabilities,
+    Identity,
+    PlayRequest,
+    PlayResult,
+    VoicePromptConfigEntry,
+)
+from .media import async_media_url, is_media_source
+from .pbx import DEFAULT_VERIFY_SSL, SECRET, VERIFY
+
+CONF_APP: Final = "app"
+CONF_TECHNOLOGY: Final = "technology"
+CONF_RING_TIMEOUT: Final = "ring_timeout"
+# Channel technologies offered in the options; another can be typed.
+TECHNOLOGIES: Final = ["PJSIP", "SIP", "IAX2", "DAHDI"]
+# Where Asterisk fetches spoken messages (see SpeechView).
+SPEECH_PATH: Final = "/api/voice_prompt/speech"
+_SPOKEN: Final[HassKey[dict[str, bytes]]] = HassKey(f"{DOMAIN}_spoken")
+
+_CREDENTIALS: Final = vol.Schema(
+    {
+        vol.Required(CONF_USERNAME): TextSelector(TextSelectorConfig(autocomplete="username")),
+        vol.Required(CONF_PASSWORD): SECRET,
+    }
+)
+_URL: Final[dict[vol.Marker, Any]] = {vol.Required(CONF_URL): str}
+_APP: Final[dict[vol.Marker, Any]] = {vol.Required(CONF_APP, default=DEFAULT_APP): str}
+_CAPABILITIES: Final = Capabilities(
+    named_prompts=True,
+    media_urls=True,
+    speech=True,
+    several_targets=True,
+    repeat=True,
+    outcome_events=True,
+    dtmf=True,
+    external_numbers=True,
+)
+
+
+@dataclass(slots=True)
+class _Call:
+    """A call in progress: whom the action asked for, and the keys pressed so far."""
+
+    target: str
+    digits: list[str] = field(default_factory=list)
+
+
+class AsteriskBackend(Backend):
+    """One Asterisk, as a Stasis application over its REST Interface."""
+
+    kind = "asterisk"
+    name = "Asterisk"
+    flow_steps: ClassVar[Mapping[str, vol.Schema]] = {
+        "asterisk": vol.Schema({**_URL, **_CREDENTIALS.schema, **_APP, **VERIFY})
+    }
+    options_schema = vol.Schema(
+        {
+            vol.Required(CONF_TECHNOLOGY, default=DEFAULT_TECHNOLOGY): SelectSelector(
+                SelectSelectorConfig(
+                    options=TECHNOLOGIES, custom_value=True, mode=SelectSelectorMode.DROPDOWN
+                )
+            ),
+            vol.Required(CONF_RING_TIMEOUT, default=DEFAULT_RING_TIMEOUT): vol.All(
+                vol.Coerce(int), vol.Range(min=1, max=MAX_RING_TIMEOUT)
+            ),
+        }
+    )
+    # Asterisk plays WAV at the channel's rate: 8 kHz worked, 16 kHz and MP3 did not.
+    speech_format = SpeechFormat("wav", 8000)
+
+    def __init__(self, hass: HomeAssistant, entry: VoicePromptConfigEntry) -> None:
+        """Build the client on Home Assistant's shared session and listen to its events."""
+        super().__init__(hass, entry)
+        self.client = _client(hass, entry.data, entry.data.get(CONF_APP, DEFAULT_APP))
+        self.info: AriInfo | None = None
+        self._calls: dict[str, _Call] = {}  # channel id → call
+        self._remove_listener = self.client.add_listener(self._on_event)
+        self._unsub_stop: CALLBACK_TYPE | None = None
+
+    # -- config flow ----------------------------------------------------------------------
+
+    @classmethod
+    def clean_input(cls, data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+        """The URL in its normal form (``pbx`` → ``http://pbx:8088``); a valid app name."""
+        values, errors = dict(data), {}
+        try:
+            values[CONF_URL] = parse_url(str(values.get(CONF_URL, "")))
+        except VoicePromptInputError:
+            errors[CONF_URL] = "invalid_url"
+        try:
+            values[CONF_APP] = check_app(values.get(CONF_APP, DEFAULT_APP))
+        except VoicePromptInputError:
+            errors[CONF_APP] = "invalid_app"
+        return values, errors
+
+    @classmethod
+    async def async_identify(cls, hass: HomeAssistant, data: Mapping[str, Any]) -> Identity:
+        """``/ari/asterisk/info``, then the event websocket (a proxy may refuse that one).
+
+        The websocket registers an application of its own: the entry's would take the
+        events of a loaded entry of the same Asterisk over (ApplicationReplaced).
+        """
+        client = _client(hass, data, f"vp-check-{uuid.uuid4().hex[:12]}")
+        try:
+            info = await client.asterisk_info()
+            await client.async_start()
+        finally:
+            await client.async_close()
+        # Asterisk derives its entity id from a network card; without one it is all zeros.
+        unique_id = info.entity_id.lower() if info.entity_id.strip("0:") else client.url
+        return Identity(unique_id, info.system_name or "Asterisk")
+
+    @classmethod
+    def describe(cls, data: Mapping[str, Any]) -> str:
+        """The ARI base URL, as "Asterisk at http://pbx:8088"."""
+        text = str(data.get(CONF_URL, ""))
+        try:
+            return f"Asterisk at {parse_url(text)}"
+        except VoicePromptInputError:
+            return f"Asterisk at {text}"
+
+    @classmethod
+    def title(cls, identity: Identity, data: Mapping[str, Any]) -> str:
+        """The system's name and host: "Asterisk (pbx.local)"."""
+        return f"{identity.name} ({URL(data[CONF_URL]).host})"
+
+    @classmethod
+    def reauth_schema(cls, data: Mapping[str, Any]) -> vol.Schema:
+        """The ARI user of ari.conf and its password."""
+        return _CREDENTIALS
+
+    @classmethod
+    def reconfigure_schema(cls, data: Mapping[str, Any]) -> vol.Schema:
+        """Where ARI is, the application name and the certificate check; the user stays."""
+        return vol.Schema({**_URL, **_APP, **VERIFY})
+
+    # -- a loaded entry -------------------------------------------------------------------
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """Sounds, URLs and speech to endpoints, with outcomes and key presses."""
+        return _CAPABILITIES
+
+    @property
+    def device_info(self) -> DeviceInfo:
+        """The Asterisk server as the device registry shows it."""
+        assert self.info is not None
+        return DeviceInfo(
+            identifiers={self.device_identifier},
+            manufacturer="Sangoma",
+            model="Asterisk",
+            name=self.info.system_name or "Asterisk",
+            sw_version=self.info.version,
+        )
+
+    async def async_setup(self) -> None:
+        """Read what the server is and connect the event websocket (kept up from then on)."""
+        try:
+            self.info = await self.client.asterisk_info()
+            await self.client.async_start()
+        except VoicePromptError:
+            await self.client.async_close()
+            raise
+        # Home Assistant stops without unloading entries: the websocket must not linger.
+        self._unsub_stop = self.hass.bus.async_listen_once(
+            EVENT_HOMEASSISTANT_STOP, self._async_stop
+        )
+
+    async def async_play(self, request: PlayRequest) -> PlayResult:
+        """Call every target at once; each call plays everything, then hangs up."""
+        targets = list(
+            dict.fromkeys(
+                part.strip() for item in request.targets for part in item.split(",") if part.strip()
+            )
+        )
+        if not targets:
+            raise self._invalid("target_required")
+        repeat = 1 if request.repeat is None else request.repeat
+        if not 1 <= repeat <= MAX_REPEAT:
+            raise VoicePromptInputError(f"repeat must be between 1 and {MAX_REPEAT}")
+        options = self.entry.options
+        technology = str(options.get(CONF_TECHNOLOGY, DEFAULT_TECHNOLOGY))
+        ring_timeout = int(options.get(CONF_RING_TIMEOUT, DEFAULT_RING_TIMEOUT))
+        served: list[str] = []
+        try:
+            media, shown = await self._media(request, served)
+            outcomes = await asyncio.gather(
+                *(
+                    self._async_call(target, technology, media, ring_timeout, repeat)
+                    for target in targets
+                )
+            )
+        finally:
+            for name in served:  # the calls have ended: nothing fetches it any more
+                _spoken(self.hass).pop(name, None)
+        failures = []
+        for target, outcome in zip(targets, outcomes, strict=True):
+            if isinstance(outcome, VoicePromptError):
+                for sent, name in shown.items():  # no token or signature in a message
+                    outcome.message = outcome.message.replace(sent, name)
+                failures.append((target, outcome))
+        result = self.async_placed((), failures)
+        result.calls = [outcome for outcome in outcomes if isinstance(outcome, CallResult)]
+        return result
+
+    async def async_close(self) -> None:
+        """Close the event websocket; calls still in progress end."""
+        if self._unsub_stop is not None:
+            self._unsub_stop()
+            self._unsub_stop = None
+        self._remove_listener()
+        await self.client.async_close()
+
+    def diagnostics(self) -> dict[str, Any]:
+        """What the server said about itself and the client's (websocket) state."""
+        return {
+            "asterisk": None if self.info is None else asdict(self.info),
+            "client": self.client.diagnostics(),
+        }
+
+    # -- internals ------------------------------------------------------------------------
+
+    async def _media(
+        self, request: PlayRequest, served: list[str]
+    ) -> tuple[list[str], dict[str, str]]:
+        """The ARI media to play in order, and how errors name the ones made here.
+
+        The spoken message comes first, served by SpeechView under a new name (added to
+        ``served``). ``/local/`` paths and media-source ids become URLs on the instance's
+        internal URL (Asterisk is on the local network); one text of sound names may join
+        several with ``+``.
+        """
+        items: list[str] = []
+        shown: dict[str, str] = {}
+        if request.speech is not None:
+            base = self._internal_url()
+            served.append(f"{secrets.token_urlsafe(16)}.{request.speech.format.extension}")
+            _spoken(self.hass)[served[-1]] = request.speech.audio
+            items.append(f"{base}{SPEECH_PATH}/{served[-1]}")
+            shown[normalize_media(items[-1])] = _named("the spoken message", items[-1])
+        for prompt in request.prompts:
+            text = str(prompt.get("url", "")) if isinstance(prompt, Mapping) else prompt
+            if ":" in text or text.startswith("/"):
+                items.append(await async_media_url(self.hass, text, self._internal_url))
+                if is_media_source(text):
+                    shown[normalize_media(items[-1])] = _named(text, items[-1])
+            else:
+                items.extend(name for name in text.split("+") if name)
+        return [normalize_media(item) for item in items], shown
+
+    async def _async_call(
+        self, target: str, technology: str, media: list[str], ring_timeout: int, repeat: int
+    ) -> CallResult | VoicePromptError:
+        """One target's call to its end: its result, or the error that ended it."""
+        channel_id = f"vp-{uuid.uuid4().hex}"
+        call = self._calls[channel_id] = _Call(target)
+        try:
+            outcome = await self.client.async_play(
+                normalize_endpoint(target, technology),
+                media,
+                ring_timeout=ring_timeout,
+                repeat=repeat,
+                channel_id=channel_id,
+            )
+        except VoicePromptError as err:
+            return err
+        finally:
+            del self._calls[channel_id]
+        status = CallStatus(outcome.status.value)  # the same words
+        extras: dict[str, Any] = {
+            "endpoint": outcome.endpoint,
+            "cause": outcome.cause,
+            "played": outcome.played,
+            "digits": "".join(call.digits),
+            "hung_up": outcome.hung_up,
+        }
+        self.async_report(
+            CallEvent(
+                status=status,
+                target=target,
+                call_id=channel_id,
+                reason=outcome.cause_text,
+                extras=extras,
+            )
+        )
+        return CallResult(
+            target=target,
+            call_id=channel_id,
+            status=status,
+            extras={**extras, "cause_text": outcome.cause_text},
+        )
+
+    @callback
+    def _on_event(self, event: AriEvent) -> None:
+        """Live progress of our calls: ringing, answered, and the keys pressed."""
+        call = self._calls.get(event.channel_id or "")
+        if call is None:
+            return
+        if event.type is AriEventType.CHANNEL_DTMF_RECEIVED and event.digit:
+            call.digits.append(event.digit)
+            return
+        if event.type is AriEventType.STASIS_START:
+            status = CallStatus.ANSWERED
+        elif event.type is AriEventType.CHANNEL_STATE_CHANGE and event.channel_state == "Ringing":
+            status = CallStatus.RINGING
+        else:
+            return
+        self.async_report(CallEvent(status=status, target=call.target, call_id=event.channel_id))
+
+    def _internal_url(self) -> str:
+        """Where Asterisk fetches audio from Home Assistant."""
+        try:
+            return get_url(self.hass, allow_external=False)
+        except NoURLAvailableError:
+            raise self._invalid("internal_url_required") from None
+
+    async def _async_stop(self, event: Event) -> None:
+        self._unsub_stop = None
+        await self.client.async_close()
+
+    def _invalid(self, key: str) -> ServiceValidationError:
+        return ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key=key,
+            translation_placeholders={"entry": self.entry.title},
+        )
+
+
+class SpeechView(HomeAssistantView):
+    """The spoken messages of calls in progress, for Asterisk (which has no login).
+
+    Not Home Assistant's TTS proxy: newer releases stream its WAV with a header that
+    claims 4 GB, and Asterisk refuses such a file; the rendered audio has true sizes.
+    Each name is random and served only while its action runs.
+    """
+
+    url = SPEECH_PATH + "/{name}"
+    name = "api:voice_prompt:speech"
+    requires_auth = False
+
+    def __init__(self, audio: dict[str, bytes]) -> None:
+        """Serve from ``audio`` (name → WAV bytes), which the backends fill."""
+        self._audio = audio
+
+    async def get(self, request: web.Request, name: str) -> web.Response:
+        """The WAV of one spoken message."""
+        if (audio := self._audio.get(name)) is None:
+            return web.Response(status=HTTPStatus.NOT_FOUND)
+        return web.Response(body=audio, content_type="audio/wav")
+
+
+def _spoken(hass: HomeAssistant) -> dict[str, bytes]:
+    """The audio SpeechView serves; the view is registered with the first one."""
+    if (audio := hass.data.get(_SPOKEN)) is None:
+        audio = hass.data[_SPOKEN] = {}
+        hass.http.register_view(SpeechView(audio))
+    return audio
+
+
+def _named(name: str, url: str) -> str:
+    """How an error names audio on Home Assistant: not its URL (a token, a signature)."""
+    return f"{name} (from {URL(url).origin()})"
+
+
+def _client(hass: HomeAssistant, data: Mapping[str, Any], app: str) -> AriClient:
+    """A client on Home Assistant's shared session, from entry or form data."""
+    verify_ssl = bool(data.get(CONF_VERIFY_SSL, DEFAULT_VERIFY_SSL))
+    return AriClient(
+        async_get_clientsession(hass, verify_ssl=verify_ssl),
+        data[CONF_URL],
+        data[CONF_USERNAME],
+        data[CONF_PASSWORD],
+        app,
+        verify_ssl=verify_ssl,
+    )
