@@ -1,7 +1,8 @@
 """Run a real Home Assistant with Voice Prompt, against the PBX simulator or a real PBX.
 
-``develop``: start the simulator (unless --pbx-host is given) and Home Assistant, print
-what to do next, and stop both on Ctrl-C.
+``develop``: start the PBX simulator (unless --pbx-host is given), the Microsoft Graph
+simulator and Home Assistant on ./config (its configuration.yaml is written once and then
+kept as the user changes it), print what to do next, and stop everything on Ctrl-C.
 ``demo``: the same, headless and one-shot: onboard a user over the HTTP API, add the PBX
 through the config-flow REST API, call ``voice_prompt.play_prompt`` over the websocket,
 print what happened, stop everything. Exit 0 on success, 1 with the reason otherwise.
@@ -26,6 +27,7 @@ import time
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 ROOT = Path(__file__).resolve().parent.parent
 DOMAIN = "voice_prompt"
@@ -47,22 +49,19 @@ DEMO_TTS = ROOT / "scripts" / "demo_tts" / "espeak_demo"
 # local port instead, so any https:// name works here.
 DEMO_EXTERNAL_URL = "https://ha.example.test"
 
+# Written once (develop keeps what you change): what a normal install has, and nothing of the
+# core configuration (location, units, time zone, URLs). That lives in Home Assistant's storage,
+# set by onboarding or Settings → System, so those pages are not locked by YAML (Teams needs an
+# external URL set under Settings → System → Network).
 CONFIGURATION_YAML = """\
-# Written by scripts/run_ha.py: a small Home Assistant that loads Voice Prompt.
-homeassistant:
-  name: Voice Prompt {mode}
-  latitude: 52.37
-  longitude: 4.89
-  elevation: 0
-  unit_system: metric
-  time_zone: UTC
-  country: NL
-  currency: EUR
-http:
-  server_host: 127.0.0.1
-  server_port: {port}
+# Written once by scripts/run_ha.py ({mode}); yours to change: develop keeps it at later starts.
+# The http section is in http.yaml, which every start rewrites (develop --ha-port).
 frontend:
 config:
+http: !include http.yaml
+automation: !include automations.yaml
+script: !include scripts.yaml
+scene: !include scenes.yaml
 # A spoken message needs a text-to-speech engine: Debian's espeak-ng, offline
 # (scripts/demo_tts/espeak_demo, a demo-only platform, not part of Voice Prompt).
 tts:
@@ -73,6 +72,26 @@ logger:
     custom_components.voice_prompt: debug
     homeassistant.setup: info
 """
+HTTP_YAML = """\
+# Rewritten by scripts/run_ha.py at every start (the port is its --ha-port).
+server_host: 127.0.0.1
+server_port: {port}
+"""
+# The files configuration.yaml includes, as a new installation has them.
+INCLUDED_FILES = {"automations.yaml": "[]\n", "scripts.yaml": "", "scenes.yaml": "[]\n"}
+# What configuration.yaml started with before develop kept it (it was rewritten every start).
+OLD_CONFIG_MARKER = "# Written by scripts/run_ha.py: a small Home Assistant"
+# The core configuration the demo (and benchmark, screenshots) sets through the API after
+# onboarding, as a user does in the browser.
+CORE_CONFIG = {
+    "latitude": 52.37,
+    "longitude": 4.89,
+    "elevation": 0,
+    "unit_system": "metric",
+    "time_zone": "UTC",
+    "country": "NL",
+    "currency": "EUR",
+}
 
 
 class DemoError(Exception):
@@ -97,8 +116,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def prepare_config(config_dir: Path, port: int, mode: str, external_url: str | None = None) -> None:
-    """Write configuration.yaml and link this repository's integration into it."""
+def prepare_config(config_dir: Path, port: int, mode: str, *, keep: bool = False) -> bool:
+    """Link this repository's integration into ``config_dir`` and write its YAML.
+
+    configuration.yaml (and the files it includes) is written when missing; with ``keep``
+    an existing one stays as the user left it (one from before develop kept it is replaced).
+    http.yaml follows ``port`` at every start. Returns whether configuration.yaml was written.
+    """
     components = config_dir / "custom_components"
     components.mkdir(parents=True, exist_ok=True)
     for name, source in ((DOMAIN, ROOT / "custom_components" / DOMAIN), ("espeak_demo", DEMO_TTS)):
@@ -106,12 +130,19 @@ def prepare_config(config_dir: Path, port: int, mode: str, external_url: str | N
         if link.is_symlink() or link.exists():
             link.unlink()
         link.symlink_to(source, target_is_directory=True)
-    config = CONFIGURATION_YAML.format(port=port, mode=mode)
-    if external_url:
-        config = config.replace(
-            "  currency: EUR\n", f"  currency: EUR\n  external_url: {external_url}\n"
-        )
-    (config_dir / "configuration.yaml").write_text(config, encoding="utf-8")
+    config = config_dir / "configuration.yaml"
+    write = (
+        not keep
+        or not config.exists()
+        or config.read_text(encoding="utf-8").startswith(OLD_CONFIG_MARKER)
+    )
+    if write:
+        config.write_text(CONFIGURATION_YAML.format(mode=mode), encoding="utf-8")
+    for name, content in INCLUDED_FILES.items():
+        if not (config_dir / name).exists():
+            (config_dir / name).write_text(content, encoding="utf-8")
+    (config_dir / "http.yaml").write_text(HTTP_YAML.format(port=port), encoding="utf-8")
+    return write
 
 
 def start_fake(module: str, port: int, log: Any, *options: str) -> subprocess.Popen[bytes]:
@@ -119,6 +150,7 @@ def start_fake(module: str, port: int, log: Any, *options: str) -> subprocess.Po
     return subprocess.Popen(
         [sys.executable, "-u", "-m", f"tests.fakes.{module}", "--port", str(port), *options],
         cwd=ROOT,
+        stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -267,7 +299,23 @@ async def onboard(session: aiohttp.ClientSession, base: str) -> str:
         ) as response:
             if response.status != 200:
                 raise DemoError(f"onboarding step {step}: HTTP {response.status}")
+    await update_core_config(session, base, token, CORE_CONFIG)
     return token
+
+
+async def update_core_config(
+    session: aiohttp.ClientSession, base: str, token: str, values: dict[str, Any]
+) -> None:
+    """Change the core configuration as Settings → System does (config/core/update)."""
+    async with session.ws_connect(f"{base}/api/websocket") as ws:
+        await ws.receive_json()
+        await ws.send_json({"type": "auth", "access_token": token})
+        if (auth := await ws.receive_json()).get("type") != "auth_ok":
+            raise DemoError(f"websocket auth failed: {auth}")
+        await ws.send_json({"id": 1, "type": "config/core/update", **values})
+        reply = await ws.receive_json()
+    if not reply.get("success"):
+        raise DemoError(f"config/core/update refused {sorted(values)}: {reply.get('error')}")
 
 
 async def add_entry(
@@ -290,6 +338,10 @@ async def add_entry(
         f"menu {menu.get('menu_options')} → {step}", {k: shown.get(k) for k in ("type", "step_id")}
     )
     result = await post(f"{flow_url}/{menu['flow_id']}", form)
+    if result.get("type") == "form" and result.get("step_id") == "certificate":
+        # A self-signed certificate: the form shows its fingerprint; accept it as a user does.
+        show("certificate shown", result.get("description_placeholders"))
+        result = await post(f"{flow_url}/{menu['flow_id']}", {})
     if result.get("type") != "create_entry":
         raise DemoError(
             f"the {step} flow did not create an entry: {result.get('errors') or result}"
@@ -414,12 +466,17 @@ async def p_series_demo(session: aiohttp.ClientSession, base: str, token: str, p
 
 
 async def teams_demo(session: aiohttp.ClientSession, base: str, token: str) -> None:
-    """Add the Graph simulator's app and call a Teams user: place, play, hang up."""
+    """Add the Graph simulator's app and call a Teams user: place, speak, hang up.
+
+    The simulator downloads the spoken message from Home Assistant's TTS proxy (through
+    the external URL) and checks it is a 16 kHz mono 16-bit WAV, as Teams does.
+    """
     teams = await add_graph(session, base, token)
     request = {
         "config_entry_id": teams["entry_id"],
         "target": TEAMS_USER,
-        "prompt": ["https://media.example.test/doorbell.wav", "/local/chime.wav"],
+        "message": "Someone is at the front door.",
+        "tts_engine": "espeak_demo",
         "client_context": "demo-doorbell",
     }
     show("Teams: websocket call_service", request)
@@ -484,11 +541,18 @@ async def run_demo(args: argparse.Namespace) -> int:
             show("PBX simulator", f"https://127.0.0.1:{port} (self-signed), user {SIM_USERNAME}")
         p_port = await processes.fake("yeastar_p", "the P-Series simulator")
         show("Yeastar P-Series simulator", f"https://127.0.0.1:{p_port} (self-signed)")
-        graph_port = await processes.fake("graph", "the Graph simulator", *graph_options(ha_port))
+        graph_port = await processes.fake(
+            "graph",
+            "the Graph simulator",
+            *graph_options(ha_port),
+            "--check-media",
+            "--media-host",
+            f"{URL(DEMO_EXTERNAL_URL).host}=http://127.0.0.1:{ha_port}",
+        )
         graph_base = f"http://127.0.0.1:{graph_port}"
         show("Microsoft Graph simulator", f"{graph_base} (notifications to Home Assistant)")
         config_dir = processes.work / "config"
-        prepare_config(config_dir, ha_port, "demo", external_url=DEMO_EXTERNAL_URL)
+        prepare_config(config_dir, ha_port, "demo")
         home_assistant = processes.add(
             start_home_assistant(config_dir, processes.log("home-assistant"), graph_base)
         )
@@ -498,6 +562,9 @@ async def run_demo(args: argparse.Namespace) -> int:
             show("Home Assistant", f"{base} answered after {time.monotonic() - started:.1f} s")
             token = await onboard(session, base)
             show("onboarding", f"user '{DEMO_USER[0]}' created, access token obtained")
+            # As Settings → System → Network does (not YAML, which would lock that page).
+            await update_core_config(session, base, token, {"external_url": DEMO_EXTERNAL_URL})
+            show("external URL", f"{DEMO_EXTERNAL_URL} (config/core/update)")
             await pbx_demo(session, base, token, pbx, args.extension)
             await p_series_demo(session, base, token, p_port)
             await teams_demo(session, base, token)
@@ -526,41 +593,81 @@ async def run_demo(args: argparse.Namespace) -> int:
         processes.stop()
 
 
+def develop_instructions(args: argparse.Namespace, config_dir: Path, written: bool) -> str:
+    """What to do in the browser once develop started everything."""
+    port = args.ha_port or 8123
+    pbx = (
+        f"     host 127.0.0.1, port {args.sim_port}, username {SIM_USERNAME}, password "
+        f"{SIM_PASSWORD},\n"
+        "     certificate check off. To try reauthentication, type 'password NEW-PASSWORD'\n"
+        "     and Enter here: the simulator changes its API password and ends its sessions,\n"
+        "     so the next action asks you to sign in again.\n"
+        if not args.pbx_host
+        else f"     host {args.pbx_host}, port {args.pbx_port}, your API user and password.\n"
+    )
+    kept = "written" if written else "kept as you left it"
+    return (
+        "\n"
+        f"Home Assistant is starting on http://127.0.0.1:{port}\n"
+        f"(config in {config_dir}; configuration.yaml {kept}).\n"
+        "  1. Open it and create your account (onboarding).\n"
+        "  2. Settings → Devices & services → Add integration → Voice Prompt →\n"
+        "     Yeastar S-Series PBX (API username and password):\n"
+        f"{pbx}"
+        "  3. Developer tools → Actions → Voice Prompt: Play prompt.\n"
+        f"  Microsoft Teams, through the Graph simulator on port {args.graph_port}:\n"
+        "  a. Settings → System → Network → Home Assistant URL → Internet: any https://\n"
+        f"     address, e.g. {DEMO_EXTERNAL_URL} (the simulator reports to port {port}).\n"
+        "  b. Add integration → Voice Prompt → Microsoft Teams (Microsoft Graph): tenant\n"
+        f"     {GRAPH_APP['tenant_id']}, client {GRAPH_APP['client_id']},\n"
+        f"     secret {GRAPH_APP['client_secret']}; call the Teams user {TEAMS_USER}\n"
+        "     with a prompt like https://media.example.test/doorbell.wav.\n"
+        "Press Ctrl-C to stop everything.\n"
+    )
+
+
 def run_develop(args: argparse.Namespace) -> int:
-    """Run the simulator and Home Assistant in the foreground until Ctrl-C."""
+    """Run the simulators and Home Assistant in the foreground until Ctrl-C."""
     packages = installed_packages()
     config_dir = ROOT / "config"
-    prepare_config(config_dir, args.ha_port or 8123, "development")
-    simulator = None
-    if not args.pbx_host:
-        simulator = subprocess.Popen(
-            [sys.executable, "-u", "-m", "tests.fakes.yeastar", "--port", str(args.sim_port)],
-            cwd=ROOT,
-        )
-    home_assistant = subprocess.Popen(home_assistant_command(config_dir), cwd=config_dir)
     port = args.ha_port or 8123
-    print(
-        "\n"
-        f"Home Assistant is starting on http://127.0.0.1:{port} (config in {config_dir}).\n"
-        "  1. Open it, create your account.\n"
-        "  2. Settings → Devices & services → Add integration → Voice Prompt → Yeastar PBX.\n"
-        + (
-            f"  3. Host 127.0.0.1, port {args.sim_port}, username {SIM_USERNAME}, "
-            f"password {SIM_PASSWORD}, certificate check off.\n"
-            if simulator
-            else f"  3. Host {args.pbx_host}, port {args.pbx_port}, your API user and password.\n"
+    written = prepare_config(config_dir, port, "development", keep=True)
+    simulators: list[subprocess.Popen[bytes]] = []
+    if not args.pbx_host:
+        # Its standard input is this terminal's: it takes 'password NEW' there.
+        simulators.append(
+            subprocess.Popen(
+                [sys.executable, "-u", "-m", "tests.fakes.yeastar", "--port", str(args.sim_port)],
+                cwd=ROOT,
+            )
         )
-        + "  4. Developer tools → Actions → voice_prompt.play_prompt.\n"
-        "Press Ctrl-C to stop everything.\n",
-        flush=True,
+    graph = subprocess.Popen(
+        [
+            sys.executable,
+            "-u",
+            "-m",
+            "tests.fakes.graph",
+            "--port",
+            str(args.graph_port),
+            *graph_options(port),
+        ],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
     )
+    simulators.append(graph)
+    env = dict(os.environ, VOICE_PROMPT_GRAPH_SIMULATOR=f"http://127.0.0.1:{args.graph_port}")
+    home_assistant = subprocess.Popen(
+        home_assistant_command(config_dir), cwd=config_dir, env=env, stdin=subprocess.DEVNULL
+    )
+    print(develop_instructions(args, config_dir, written), flush=True)
     try:
         home_assistant.wait()
     except KeyboardInterrupt:
         pass
     finally:
         stop(home_assistant)
-        stop(simulator)
+        for simulator in simulators:
+            stop(simulator)
         if changed := changed_packages(packages):
             print(f"WARNING: Home Assistant changed the venv: {', '.join(changed)}", flush=True)
     return 0
@@ -578,7 +685,12 @@ def main() -> int:
         default=None,
         help="Home Assistant port (develop: 8123, demo: a free one)",
     )
-    parser.add_argument("--sim-port", type=int, default=8088, help="simulator port for develop")
+    parser.add_argument(
+        "--sim-port", type=int, default=8088, help="develop: the PBX simulator's port"
+    )
+    parser.add_argument(
+        "--graph-port", type=int, default=8089, help="develop: the Graph simulator's port"
+    )
     parser.add_argument("--pbx-host", help="a real PBX: no simulator is started")
     parser.add_argument("--pbx-port", type=int, default=8088)
     parser.add_argument("--pbx-username", default=os.environ.get("PBX_USERNAME", "api"))

@@ -1,510 +1,406 @@
-"""Capture the README screenshots from the real Home Assistant frontend in headless Chromium.
+"""Walk the real Home Assistant frontend as a person does, check what it shows, take screenshots.
 
-Starts the PBX simulator and Home Assistant exactly like ``scripts/demo`` (the functions of
-``scripts/run_ha.py``), onboards a user, signs the browser in by putting the frontend's own
-``hassTokens`` into localStorage, and drives Chromium over its DevTools protocol:
+Starts the PBX and Microsoft Graph simulators and Home Assistant as ``scripts/demo`` does (the
+functions of ``scripts/run_ha.py``), then drives Debian's Chromium (never a downloaded browser)
+through Playwright, in the browser only:
 
-1. ``docs/images/add_integration_menu.png``: Settings → Devices & services → Add integration →
-   Voice Prompt, the menu of phone systems.
-2. ``docs/images/yeastar_form.png``: the *Yeastar S-Series PBX* form (menu item clicked).
-3. ``docs/images/action_developer_tools.png``: Developer tools → Actions with
-   ``voice_prompt.play_prompt`` in YAML mode, performed against the simulator.
+1. onboarding: the owner's account, home location, country, analytics, done;
+2. Settings → Devices & services → Add integration → Voice Prompt: the menu of phone systems;
+3. the Yeastar S-Series form with a wrong password: the error names the PBX tried; then the
+   right password: the entry is created;
+4. Settings → System → Network: an external https:// URL (what Teams needs), then Add
+   integration → Voice Prompt → Microsoft Teams against the Graph simulator;
+5. Developer tools → Actions in UI mode, ``voice_prompt.play_prompt`` on the PBX entry and on
+   the Teams entry: one success (the response on screen) and one refused input (its
+   translated error) each.
 
-The browser never leaves 127.0.0.1: requests to brands.home-assistant.io are answered with the
-integration's own icon, every other outside request is refused.
+Every step checks the texts on screen, and that no raw ``{placeholder}`` shows anywhere on
+the page. ``--report`` writes the steps, their times and the screenshots as JSON (the test
+``tests/test_browser.py`` reads it). The browser never leaves 127.0.0.1: brand images are
+answered with the integration's icon (others with an empty image), other requests are refused.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator
 import contextlib
+from dataclasses import dataclass, field
 import json
 from pathlib import Path
+import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from typing import Any
 
 import aiohttp
+from playwright.async_api import (
+    Error as PlaywrightError,
+    Locator,
+    Page,
+    Route,
+    async_playwright,
+    expect,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run_ha
 
 WIDTH, HEIGHT = 1280, 800
+ACTION_HEIGHT = 1300
 BRAND_ICON = run_ha.ROOT / "custom_components" / run_ha.DOMAIN / "brand" / "icon.png"
+# A transparent 1x1 PNG for every other brand image.
+BLANK_PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000005000157a3b7a70000000049454e44ae426082"
+)
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
+    "--disable-quic",
     "--no-first-run",
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
     "--hide-scrollbars",
-    "--force-device-scale-factor=1",
-    f"--window-size={WIDTH},{HEIGHT}",
 ]
-DEMO_ACTION_DATA = {"target": ["1000", "1001"], "prompt": ["doorbell"]}
-
-# Helpers injected into the page: the frontend is web components all the way down, so every
-# query walks the open shadow roots.
-DEEP_JS = """
-window.__vp = {
-  roots() {
-    const out = [document];
-    for (let i = 0; i < out.length; i++) {
-      for (const el of out[i].querySelectorAll('*')) {
-        if (el.shadowRoot) out.push(el.shadowRoot);
+OWNER = ("Demo", *run_ha.DEMO_USER)
+PBX_MENU_ITEM = "Yeastar S-Series PBX (API username and password)"
+TEAMS_MENU_ITEM = "Microsoft Teams (Microsoft Graph)"
+# What a raw ICU placeholder looks like on screen.
+RAW_PLACEHOLDER = re.compile(r"\{\w+\}")
+# The page's visible words: text nodes of the document and every open shadow root.
+PAGE_TEXT_JS = """() => {
+  const out = [];
+  const walk = (node) => {
+    for (const child of node.childNodes) {
+      if (child.nodeType === Node.TEXT_NODE) out.push(child.data);
+      else if (child.nodeType === Node.ELEMENT_NODE &&
+               !['STYLE', 'SCRIPT', 'TEMPLATE'].includes(child.tagName)) {
+        if (child.shadowRoot) walk(child.shadowRoot);
+        walk(child);
       }
     }
-    return out;
-  },
-  all(selector) {
-    return this.roots().flatMap((root) => Array.from(root.querySelectorAll(selector)));
-  },
-  text() {
-    return this.roots()
-      .map((root) => (root === document ? document.body?.innerText : root.textContent) || '')
-      .join('\\n');
-  },
-  visible(el) {
-    const box = el.getBoundingClientRect();
-    return box.width > 0 && box.height > 0;
-  },
-  clickText(tags, label) {
-    const hits = this.all(tags).filter(
-      (el) => this.visible(el) && (el.textContent || '').includes(label)
-    );
-    if (!hits.length) return false;
-    hits[hits.length - 1].click();
-    return true;
-  },
-};
-"""
+  };
+  walk(document.body);
+  return out.join(' ');
+}"""
 
 
-class ScreenshotError(Exception):
-    """A step failed; the message says which."""
+class WalkError(Exception):
+    """A step failed; the message says which and what the page showed."""
 
 
-class DevTools:
-    """A minimal Chrome DevTools Protocol client on one page target."""
+@dataclass
+class Walk:
+    """One run: where screenshots go, and what was done and seen."""
 
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        self._ws = ws
-        self._next_id = 0
-        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
-        self._handlers: dict[str, Callable[[dict[str, Any]], Coroutine[Any, Any, None]]] = {}
-        self._reader = asyncio.create_task(self._read())
-        self._tasks: set[asyncio.Task[None]] = set()
+    page: Page
+    base: str
+    out_dir: Path
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    screenshots: list[str] = field(default_factory=list)
 
-    async def _read(self) -> None:
-        async for message in self._ws:
-            if message.type is not aiohttp.WSMsgType.TEXT:
-                break
-            data = json.loads(message.data)
-            if "id" in data:
-                future = self._pending.pop(data["id"], None)
-                if future is not None and not future.done():
-                    future.set_result(data)
-            elif (handler := self._handlers.get(data.get("method", ""))) is not None:
-                task = asyncio.create_task(handler(data.get("params", {})))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-        for future in self._pending.values():
-            if not future.done():
-                future.set_exception(ScreenshotError("Chromium closed the DevTools connection"))
+    @contextlib.asynccontextmanager
+    async def step(self, name: str) -> AsyncIterator[None]:
+        """Time a step; on failure say which one it was."""
+        started = time.monotonic()
+        try:
+            yield
+        except (PlaywrightError, AssertionError) as err:
+            raise WalkError(f"step {name!r} failed: {err}") from err
+        await self.no_raw_placeholders(name)
+        seconds = round(time.monotonic() - started, 1)
+        self.steps.append({"name": name, "seconds": seconds})
+        run_ha.show(f"browser: {name}", f"{seconds} s")
 
-    def on(
-        self, method: str, handler: Callable[[dict[str, Any]], Coroutine[Any, Any, None]]
-    ) -> None:
-        """Call ``handler`` with the params of every ``method`` event."""
-        self._handlers[method] = handler
+    async def no_raw_placeholders(self, name: str) -> None:
+        """Fail when any text on the page still shows ``{name}``."""
+        text = await self.page.evaluate(PAGE_TEXT_JS)
+        if raw := sorted(set(RAW_PLACEHOLDER.findall(text))):
+            raise WalkError(f"step {name!r}: the page shows raw placeholders {raw}")
 
-    async def send(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Send a command and return its result (raise on a protocol error)."""
-        self._next_id += 1
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._pending[self._next_id] = future
-        await self._ws.send_json({"id": self._next_id, "method": method, "params": params or {}})
-        reply = await asyncio.wait_for(future, 60)
-        if "error" in reply:
-            raise ScreenshotError(f"{method}: {reply['error']}")
-        result: dict[str, Any] = reply.get("result", {})
-        return result
+    async def shot(self, name: str) -> None:
+        """Save ``name`` (a PNG) once animations settled."""
+        await self.page.wait_for_timeout(600)
+        path = self.out_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        await self.page.screenshot(path=str(path), animations="disabled")
+        self.screenshots.append(name)
 
-    async def evaluate(self, expression: str) -> Any:
-        """Evaluate JavaScript in the page (awaiting promises) and return its value."""
-        result = await self.send(
-            "Runtime.evaluate",
-            {"expression": expression, "awaitPromise": True, "returnByValue": True},
+
+async def serve_offline(route: Route) -> None:
+    """Brand images from the integration's own icon; nothing leaves the machine."""
+    url = route.request.url
+    if url.startswith("https://brands.home-assistant.io/"):
+        icon = f"/{run_ha.DOMAIN}/" in url
+        await route.fulfill(
+            status=200,
+            content_type="image/png",
+            body=BRAND_ICON.read_bytes() if icon else BLANK_PNG,
         )
-        if "exceptionDetails" in result:
-            raise ScreenshotError(f"JavaScript failed: {result['exceptionDetails']}")
-        return result.get("result", {}).get("value")
-
-    async def close(self) -> None:
-        """Stop reading."""
-        self._reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._reader
+    else:
+        await route.abort("blockedbyclient")
 
 
-def start_chromium(binary: str, port: int, profile: Path, log: Any) -> subprocess.Popen[bytes]:
-    """Headless Chromium with a fresh profile and the DevTools protocol on 127.0.0.1:port."""
-    return subprocess.Popen(
-        [
-            binary,
-            *CHROMIUM_FLAGS,
-            f"--user-data-dir={profile}",
-            "--remote-debugging-address=127.0.0.1",
-            f"--remote-debugging-port={port}",
-            "about:blank",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+async def onboard(walk: Walk) -> None:
+    """Create the owner and click through the rest of onboarding."""
+    page = walk.page
+    async with walk.step("onboarding"):
+        await page.goto(walk.base)
+        await page.get_by_role("button", name="Create my smart home").click()
+        name, username, password = OWNER
+        await page.get_by_label("Name", exact=True).fill(name)
+        # The form derives the username from the name as it is typed: wait for that.
+        await expect(page.get_by_label("Username")).to_have_value(name.lower())
+        if username != name.lower():
+            await page.get_by_label("Username").fill(username)
+        await page.get_by_label("Password", exact=True).fill(password)
+        await page.get_by_label("Confirm password").fill(password)
+        await page.get_by_role("button", name="Create account").click()
+        await expect(page.get_by_text("Home location")).to_be_visible()
+        await page.get_by_role("button", name="Next").click()
+        await expect(page.get_by_text("the country your home is in")).to_be_visible()
+        await page.get_by_role("button", name="Next").click()
+        await expect(page.get_by_text("Help us help you")).to_be_visible()
+        await page.get_by_role("button", name="Next").click()
+        await page.get_by_role("button", name="Finish").click()
+        await page.wait_for_url(re.compile(r"/lovelace"))
+        # Signed in for good once the frontend stored its tokens (later pages load afresh).
+        await page.wait_for_function("() => localStorage.getItem('hassTokens') !== null")
 
 
-async def page_websocket_url(
-    session: aiohttp.ClientSession, port: int, chromium: subprocess.Popen[bytes]
-) -> str:
-    """Wait for Chromium's DevTools endpoint and return the page target's websocket URL."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if chromium.poll() is not None:
-            raise ScreenshotError(f"Chromium exited with code {chromium.returncode}")
-        with contextlib.suppress(aiohttp.ClientError):
-            async with session.get(f"http://127.0.0.1:{port}/json/list") as response:
-                targets = await response.json()
-                for target in targets:
-                    if target.get("type") == "page":
-                        return str(target["webSocketDebuggerUrl"])
-        await asyncio.sleep(0.3)
-    raise ScreenshotError("Chromium's DevTools endpoint did not answer within 60 s")
+async def open_voice_prompt_menu(walk: Walk) -> None:
+    """Settings → Devices & services → Add integration → search → Voice Prompt."""
+    page = walk.page
+    await page.goto(f"{walk.base}/config/integrations/dashboard")
+    await page.get_by_role("button", name="Add integration").click()
+    dialog = page.locator("dialog-add-integration")
+    await dialog.get_by_label("Search for a brand name").fill("Voice Prompt")
+    await dialog.get_by_text("Voice Prompt", exact=True).click()
+    await expect(page.get_by_text("Choose your phone system")).to_be_visible()
+    await expect(page.get_by_text(PBX_MENU_ITEM)).to_be_visible()
 
 
-async def browser_tokens(session: aiohttp.ClientSession, base: str) -> dict[str, Any]:
-    """Sign in the demo user as the frontend would and return its ``hassTokens`` value.
+async def submit(page: Page, expected: Locator) -> None:
+    """Submit a form and wait for ``expected``; confirm a self-signed certificate on the way.
 
-    The frontend's client id is the page origin; its refresh token must belong to it.
+    With certificate verification off, the flow first shows the PBX's certificate for the
+    user to compare and accept.
     """
-    client_id = f"{base}/"
-    username, password = run_ha.DEMO_USER
-    async with session.post(
-        f"{base}/auth/login_flow",
-        json={
-            "client_id": client_id,
-            "handler": ["homeassistant", None],
-            "redirect_uri": f"{client_id}?auth_callback=1",
-        },
-    ) as response:
-        flow = await response.json()
-    async with session.post(
-        f"{base}/auth/login_flow/{flow['flow_id']}",
-        json={"client_id": client_id, "username": username, "password": password},
-    ) as response:
-        login = await response.json()
-    if login.get("type") != "create_entry":
-        raise ScreenshotError(f"login refused: {login}")
-    async with session.post(
-        f"{base}/auth/token",
-        data={"grant_type": "authorization_code", "code": login["result"], "client_id": client_id},
-    ) as response:
-        tokens: dict[str, Any] = await response.json()
-    if "refresh_token" not in tokens:
-        raise ScreenshotError(f"token exchange failed: {tokens}")
-    return {
-        "access_token": tokens["access_token"],
-        "token_type": "Bearer",
-        "expires_in": tokens["expires_in"],
-        "refresh_token": tokens["refresh_token"],
-        "hassUrl": base,
-        "clientId": client_id,
-        "expires": int(time.time() * 1000) + int(tokens["expires_in"]) * 1000,
-    }
+    await page.get_by_role("button", name="Submit").click()
+    certificate = page.get_by_text("SHA-256 fingerprint")
+    await expect(expected.or_(certificate).first).to_be_visible()
+    if await certificate.is_visible():
+        await page.get_by_role("button", name="Submit").click()
+    await expect(expected).to_be_visible()
 
 
-async def remove_default_entries(session: aiohttp.ClientSession, base: str, token: str) -> None:
-    """Delete the entries onboarding created (Met.no, …): offline they show "Failed setup"."""
-    headers = {"Authorization": f"Bearer {token}"}
-    url = f"{base}/api/config/config_entries/entry"
-    async with session.get(url, headers=headers) as response:
-        entries: list[dict[str, Any]] = await response.json()
-    for entry in entries:
-        if entry["domain"] != run_ha.DOMAIN:
-            async with session.delete(f"{url}/{entry['entry_id']}", headers=headers) as response:
-                if response.status != 200:
-                    raise ScreenshotError(f"could not remove {entry['domain']}: {response.status}")
-    run_ha.show("removed default entries", sorted(entry["domain"] for entry in entries))
+async def add_pbx(walk: Walk, port: int) -> None:
+    """The Yeastar form: a wrong password first, then the right one."""
+    page = walk.page
+    async with walk.step("add integration: the menu of phone systems"):
+        await open_voice_prompt_menu(walk)
+        await expect(page.get_by_text(TEAMS_MENU_ITEM)).to_be_visible()
+        await walk.shot("add_integration_menu.png")
+
+    async with walk.step("Yeastar form, wrong password: the error names the PBX"):
+        await page.get_by_text(PBX_MENU_ITEM).click()
+        await page.get_by_label("Host").fill("127.0.0.1")
+        await page.get_by_label("Port").fill(str(port))
+        await page.get_by_label("API username").fill(run_ha.SIM_USERNAME)
+        await page.get_by_label("API password").fill("not-the-password")
+        await submit(
+            page,
+            page.get_by_text(f"These credentials were refused by the PBX at 127.0.0.1:{port}."),
+        )
+        # The help text shows the example address as text, not as a link.
+        await expect(page.get_by_role("link", name="https://192.168.5.150:8088")).to_have_count(0)
+        await walk.shot("yeastar_form_error.png")
+
+    async with walk.step("Yeastar form, right password: the entry is created"):
+        await page.get_by_label("API password").fill(run_ha.SIM_PASSWORD)
+        await submit(page, page.get_by_text("Created configuration for Yeastar S100"))
+        await page.get_by_role("button", name="Finish").click()
 
 
-async def serve_offline(page: DevTools) -> None:
-    """Answer brand images with the integration's icon; refuse every other outside request."""
-    icon = base64.b64encode(BRAND_ICON.read_bytes()).decode()
-
-    async def paused(params: dict[str, Any]) -> None:
-        url = str(params["request"]["url"])
-        if url.startswith("https://brands.home-assistant.io/") and f"/{run_ha.DOMAIN}/" in url:
-            await page.send(
-                "Fetch.fulfillRequest",
-                {
-                    "requestId": params["requestId"],
-                    "responseCode": 200,
-                    "responseHeaders": [{"name": "Content-Type", "value": "image/png"}],
-                    "body": icon,
-                },
-            )
-        elif url.startswith("https://brands.home-assistant.io/"):
-            await page.send(
-                "Fetch.fulfillRequest",
-                {"requestId": params["requestId"], "responseCode": 404, "body": ""},
-            )
+async def add_teams(walk: Walk) -> None:
+    """The external URL Teams needs (Settings → System → Network), then the Teams form."""
+    page = walk.page
+    async with walk.step("network settings: an external https:// URL"):
+        await page.goto(f"{walk.base}/config/network")
+        # The Internet field (it has no label of its own).
+        internet = page.locator("input[name=external_url]")
+        await expect(internet).to_be_editable()  # not locked by YAML
+        await internet.fill(run_ha.DEMO_EXTERNAL_URL)
+        card = page.locator("ha-card").filter(has=internet)
+        await card.get_by_role("button", name="Save").click()
+        # Saved in Home Assistant's storage (not YAML): the page shows it after a reload.
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            await page.reload()
+            saved = page.locator("input[name=external_url]")
+            await expect(saved).to_be_editable()
+            if await saved.input_value() == run_ha.DEMO_EXTERNAL_URL:
+                break
         else:
-            await page.send(
-                "Fetch.failRequest",
-                {"requestId": params["requestId"], "errorReason": "BlockedByClient"},
-            )
+            raise WalkError(f"the external URL was not saved: {await saved.input_value()!r}")
 
-    page.on("Fetch.requestPaused", paused)
-    await page.send(
-        "Fetch.enable",
-        {"patterns": [{"urlPattern": "https://*"}, {"urlPattern": "wss://*"}]},
+    async with walk.step("Teams form: the entry is created"):
+        await open_voice_prompt_menu(walk)
+        await page.get_by_text(TEAMS_MENU_ITEM).click()
+        await page.get_by_label("Directory (tenant) ID").fill(run_ha.GRAPH_APP["tenant_id"])
+        await page.get_by_label("Application (client) ID").fill(run_ha.GRAPH_APP["client_id"])
+        await page.get_by_label("Client secret value").fill(run_ha.GRAPH_APP["client_secret"])
+        await page.get_by_role("button", name="Submit").click()
+        await expect(page.get_by_text("Created configuration for Microsoft Teams")).to_be_visible()
+        await page.get_by_role("button", name="Finish").click()
+
+
+async def fill_action(walk: Walk, entry: str, target: str, prompt: str) -> None:
+    """Developer tools → Actions in UI mode: play_prompt, the entry, one target, one prompt."""
+    page = walk.page
+    await page.goto(f"{walk.base}/developer-tools/action")
+    picker = page.locator("ha-service-picker input").first
+    await picker.fill(f"{run_ha.DOMAIN}.play_prompt")
+    await page.get_by_role("option", name=re.compile("Play prompt")).first.click()
+    await expect(page.get_by_text("Calls a phone")).to_be_visible()
+    await page.get_by_role("combobox", name="Integration").click()
+    await page.get_by_role("option", name=re.compile(re.escape(entry))).first.click()
+    rows = page.locator("ha-settings-row")
+    for help_text, value in (("Whom to call", target), ("What to play", prompt)):
+        row = rows.filter(has_text=help_text)
+        if not await row.get_by_role("checkbox").is_checked():
+            await row.get_by_role("checkbox").click()
+        texts = row.locator("input:not([type=checkbox])")
+        if await texts.count() == 0:
+            await row.get_by_role("button", name="Add").click()
+        await texts.last.fill(value)
+
+
+async def perform(walk: Walk) -> None:
+    """Press Perform action."""
+    await walk.page.get_by_role("button", name="Perform action").click()
+
+
+async def actions(walk: Walk, extension: str) -> None:
+    """The action on each entry: one success and one refused input."""
+    page = walk.page
+    # Tall enough for the form and the response or error below it, in one screenshot.
+    await page.set_viewport_size({"width": WIDTH, "height": ACTION_HEIGHT})
+    response = page.locator("ha-code-editor")
+    error = page.locator("ha-alert[alert-type=error]")
+    async with walk.step("action on the PBX: extension rang, response on screen"):
+        await fill_action(walk, "Yeastar S100", extension, "doorbell")
+        await perform(walk)
+        await expect(response.filter(has_text="call_id")).to_be_visible()
+        await expect(response.filter(has_text=f'target: "{extension}"')).to_be_visible()
+        await walk.shot("action_developer_tools.png")
+
+    async with walk.step("action on the PBX: a prompt of digits is refused in words"):
+        await fill_action(walk, "Yeastar S100", extension, "123")
+        await perform(walk)
+        await expect(error).to_contain_text(
+            "Prompt name 123 is only digits, which the PBX does not accept"
+        )
+        await expect(error).to_contain_text("Yeastar S100 (127.0.0.1) cannot play this")
+        await walk.shot("action_refused.png")
+
+    async with walk.step("action on Teams: placed, played, hung up"):
+        await fill_action(
+            walk, "Microsoft Teams", run_ha.TEAMS_USER, "https://media.example.test/doorbell.wav"
+        )
+        await perform(walk)
+        await expect(response.filter(has_text="status: played")).to_be_visible()
+        await expect(response.filter(has_text="hung_up: true")).to_be_visible()
+        await walk.shot("action_teams.png")
+
+    async with walk.step("action on Teams: a prompt that is no URL is refused in words"):
+        await fill_action(walk, "Microsoft Teams", run_ha.TEAMS_USER, "doorbell")
+        await perform(walk)
+        await expect(error).to_contain_text("Prompt doorbell is not an https:// URL")
+        await walk.shot("action_teams_refused.png")
+
+
+async def drive(args: argparse.Namespace, processes: run_ha.Processes) -> Walk:
+    """Everything between starting the simulators and the last screenshot."""
+    ha_port = run_ha.free_port()
+    sim_port = await processes.fake("yeastar", "the PBX simulator")
+    graph_port = await processes.fake(
+        "graph", "the Graph simulator", *run_ha.graph_options(ha_port)
     )
-
-
-async def wait_until(page: DevTools, expression: str, what: str, limit: float = 45) -> None:
-    """Poll a JavaScript condition (with ``__vp`` helpers) until it is true."""
-    deadline = time.monotonic() + limit
-    last: Any = None
-    while time.monotonic() < deadline:
-        with contextlib.suppress(ScreenshotError):
-            last = await page.evaluate(f"(() => {{ {DEEP_JS}; return ({expression}); }})()")
-            if last:
-                return
-        await asyncio.sleep(0.5)
-    text = await page.evaluate(f"(() => {{ {DEEP_JS}; return __vp.text().slice(0, 1500); }})()")
-    raise ScreenshotError(f"timed out waiting for {what} (last {last!r}); page text: {text!r}")
-
-
-async def run_js(page: DevTools, body: str) -> Any:
-    """Run a JavaScript function body with the ``__vp`` helpers."""
-    return await page.evaluate(f"(() => {{ {DEEP_JS}; {body} }})()")
-
-
-async def navigate(page: DevTools, url: str) -> None:
-    """Open a URL and wait for the frontend to be signed in and rendered."""
-    await page.send("Page.navigate", {"url": url})
-    await wait_until(
-        page,
-        "document.readyState === 'complete' && __vp.all('ha-sidebar').length > 0",
-        f"the frontend at {url}",
-        90,
+    config_dir = processes.work / "config"
+    run_ha.prepare_config(config_dir, ha_port, "browser walk")
+    home_assistant = processes.add(
+        run_ha.start_home_assistant(
+            config_dir, processes.log("home-assistant"), f"http://127.0.0.1:{graph_port}"
+        )
     )
-    if await run_js(page, "return location.pathname.startsWith('/auth/');"):
-        raise ScreenshotError("the browser was sent to the login page: tokens not accepted")
-
-
-async def capture(page: DevTools, path: Path, settle: float = 1.5) -> None:
-    """Let animations settle, then save a 1280x800 PNG."""
-    await asyncio.sleep(settle)
-    shot = await page.send("Page.captureScreenshot", {"format": "png"})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(base64.b64decode(shot["data"]))
-    shown = path.relative_to(run_ha.ROOT) if path.is_relative_to(run_ha.ROOT) else path
-    run_ha.show("screenshot", str(shown))
-
-
-async def shoot_flow(page: DevTools, base: str, out_dir: Path) -> None:
-    """The add-integration menu and the Yeastar form."""
-    # 1. The add-integration dialog: the menu of phone systems.
-    await navigate(page, f"{base}/config/integrations/dashboard/add?domain={run_ha.DOMAIN}")
-    # The dashboard first asks "Do you want to set up Voice Prompt?": OK.
-    await wait_until(
-        page,
-        "__vp.all('step-flow-menu').length > 0 || __vp.all('dialog-box').length > 0",
-        "the set-up question or the menu",
-    )
-    await run_js(
-        page,
-        """
-        for (const box of __vp.all('dialog-box')) {
-          const buttons = Array.from(box.shadowRoot.querySelectorAll('ha-button, mwc-button'));
-          const ok = buttons.find((el) => (el.textContent || '').trim() === 'OK');
-          if (ok) { ok.click(); return true; }
-        }
-        return false;
-        """,
-    )
-    await wait_until(
-        page,
-        "__vp.all('step-flow-menu').length > 0 && "
-        "__vp.text().includes('Yeastar S-Series PBX (API username and password)')",
-        "the Voice Prompt menu",
-    )
-    await capture(page, out_dir / "add_integration_menu.png")
-
-    # 2. Click "Yeastar S-Series PBX (API username and password)": the form.
-    clicked = await run_js(
-        page,
-        "return __vp.clickText('ha-list-item, mwc-list-item, ha-md-list-item, ha-list-item-new',"
-        " 'API username and password');",
-    )
-    if not clicked:
-        raise ScreenshotError("the Yeastar menu item was not found")
-    await wait_until(
-        page,
-        "__vp.all('step-flow-form').length > 0 && __vp.text().includes('API username')",
-        "the Yeastar form",
-    )
-    # Example values, as a user would type them (the password stays empty).
-    await run_js(
-        page,
-        """
-        const haForm = __vp.all('step-flow-form')
-          .map((el) => el.shadowRoot && el.shadowRoot.querySelector('ha-form'))
-          .find((el) => el);
-        if (!haForm) return false;
-        const value = {...(haForm.data || {}), host: '192.168.5.150', port: 8088,
-                       username: 'api', verify_ssl: false};
-        haForm.dispatchEvent(new CustomEvent('value-changed',
-          {detail: {value}, bubbles: true, composed: true}));
-        return true;
-        """,
-    )
-    await wait_until(
-        page,
-        "__vp.all('ha-textfield, ha-selector-text').length > 0 && "
-        "__vp.all('input').some((el) => el.value === '192.168.5.150')",
-        "the example host in the form",
-        15,
-    )
-    await capture(page, out_dir / "yeastar_form.png")
-
-
-async def shoot_action(page: DevTools, base: str, out_dir: Path, entry_id: str) -> None:
-    """The action in Developer tools, performed."""
-    # 3. Developer tools → Actions, YAML mode, voice_prompt.play_prompt performed.
-    state = {
-        "action": f"{run_ha.DOMAIN}.play_prompt",
-        "target": {},
-        "data": {"config_entry_id": entry_id, **DEMO_ACTION_DATA},
-    }
-    await run_js(
-        page,
-        f"""
-        localStorage.setItem('panel-dev-action-state-service-data', {json.dumps(json.dumps(state))});
-        localStorage.setItem('panel-dev-action-state-yaml-mode', 'true');
-        return true;
-        """,
-    )
-    await navigate(page, f"{base}/developer-tools/action")
-    await wait_until(
-        page,
-        "__vp.all('ha-code-editor').length > 0 && __vp.text().includes('config_entry_id')",
-        "the action in YAML mode",
-    )
-    clicked = await run_js(
-        page,
-        "return __vp.clickText('ha-button, mwc-button, ha-progress-button', 'Perform action');",
-    )
-    if not clicked:
-        raise ScreenshotError("the 'Perform action' button was not found")
-    await wait_until(page, "__vp.text().includes('call_id')", "the action's response")
-    # After the button's success tick is gone again.
-    await capture(page, out_dir / "action_developer_tools.png", settle=4)
-
-
-async def prepare_page(page: DevTools, base: str, tokens: dict[str, Any]) -> None:
-    """Offline, 1280x800, and signed in before the first script of every page runs."""
-    await serve_offline(page)
-    await page.send("Page.enable")
-    await page.send("Runtime.enable")
-    await page.send(
-        "Emulation.setDeviceMetricsOverride",
-        {"width": WIDTH, "height": HEIGHT, "deviceScaleFactor": 1, "mobile": False},
-    )
-    await page.send(
-        "Page.addScriptToEvaluateOnNewDocument",
-        {
-            "source": (
-                f"if (location.origin === {json.dumps(base)}) "
-                f"localStorage.setItem('hassTokens', {json.dumps(json.dumps(tokens))});"
-            )
-        },
-    )
-
-
-async def drive(
-    args: argparse.Namespace,
-    work: Path,
-    logs: dict[str, Any],
-    children: list[subprocess.Popen[bytes]],
-) -> None:
-    """Everything between starting the simulator and saving the last screenshot."""
-    sim_port, ha_port, cdp_port = (run_ha.free_port() for _ in range(3))
-    children.append(run_ha.start_fake("yeastar", sim_port, logs["simulator"]))
-    await run_ha.wait_for_port(sim_port, children[-1], "the PBX simulator", 30)
-    run_ha.prepare_config(work / "config", ha_port, "screenshots")
-    children.append(run_ha.start_home_assistant(work / "config", logs["home-assistant"]))
     base = f"http://127.0.0.1:{ha_port}"
     async with aiohttp.ClientSession() as session:
-        await run_ha.wait_for_home_assistant(session, base, children[-1])
-        token = await run_ha.onboard(session, base)
-        tokens = await browser_tokens(session, base)
-        await remove_default_entries(session, base, token)
-        run_ha.show("Home Assistant", f"{base}, user '{run_ha.DEMO_USER[0]}' signed in")
+        await run_ha.wait_for_home_assistant(session, base, home_assistant)
+    run_ha.show("Home Assistant", f"{base} (PBX simulator {sim_port}, Graph {graph_port})")
 
-        children.append(start_chromium(args.chromium, cdp_port, work / "profile", logs["chromium"]))
-        ws_url = await page_websocket_url(session, cdp_port, children[-1])
-        async with session.ws_connect(ws_url, max_msg_size=0) as ws:
-            page = DevTools(ws)
-            try:
-                await prepare_page(page, base, tokens)
-                # Menu and form while no PBX is configured; then add the PBX for the action.
-                await shoot_flow(page, base, args.out_dir)
-                pbx = run_ha.Pbx(
-                    "127.0.0.1", sim_port, run_ha.SIM_USERNAME, run_ha.SIM_PASSWORD, False
-                )
-                entry = await run_ha.add_pbx(session, base, token, pbx)
-                await shoot_action(page, base, args.out_dir, str(entry["entry_id"]))
-            finally:
-                await page.close()
+    async with async_playwright() as playwright:
+        context = await playwright.chromium.launch_persistent_context(
+            str(processes.work / "profile"),  # a fresh, empty profile
+            executable_path=args.chromium,
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            viewport={"width": WIDTH, "height": HEIGHT},
+            device_scale_factor=1,
+            locale="en-US",
+            # The frontend's service worker would fetch brand images past the routes below.
+            service_workers="block",
+        )
+        try:
+            await context.route("https://**", serve_offline)
+            await context.route("wss://**", lambda route: route.abort("blockedbyclient"))
+            page = context.pages[0] if context.pages else await context.new_page()
+            page.set_default_timeout(args.timeout * 1000)
+            expect.set_options(timeout=args.timeout * 1000)
+            walk = Walk(page, base, args.out_dir)
+            await onboard(walk)
+            await add_pbx(walk, sim_port)
+            await add_teams(walk)
+            await actions(walk, "1000")
+            return walk
+        except WalkError:
+            with contextlib.suppress(PlaywrightError):
+                await context.pages[-1].screenshot(path=str(processes.work / "failed.png"))
+            raise
+        finally:
+            await context.close()
 
 
 async def run(args: argparse.Namespace) -> int:
-    """Start the simulator, Home Assistant and Chromium; take the screenshots; stop all."""
+    """Start everything, walk, stop everything; 0 when every check held."""
     started = time.monotonic()
     args.out_dir = args.out_dir.resolve()
-    work = Path(tempfile.mkdtemp(prefix="voice-prompt-screenshots-"))
-    paths = {name: work / f"{name}.log" for name in ("simulator", "home-assistant", "chromium")}
-    logs = {name: path.open("wb") for name, path in paths.items()}
-    children: list[subprocess.Popen[bytes]] = []
+    processes = run_ha.Processes(Path(tempfile.mkdtemp(prefix="voice-prompt-browser-")))
     try:
-        await drive(args, work, logs, children)
-        print(f"\nScreenshots done in {time.monotonic() - started:.1f} s: {args.out_dir}")
-        return 0
-    except (ScreenshotError, run_ha.DemoError) as err:
-        args.keep = True
-        print(f"\nScreenshots FAILED: {err}", file=sys.stderr)
-        print(f"Logs: {' '.join(str(path) for path in paths.values())}", file=sys.stderr)
+        walk = await drive(args, processes)
+    except (WalkError, run_ha.DemoError) as err:
+        print(f"\nBrowser walk FAILED: {err}", file=sys.stderr)
+        print(f"Logs and failed.png in {processes.work}", file=sys.stderr)
         return 1
     finally:
-        for child in reversed(children):  # Chromium, Home Assistant, simulator
-            run_ha.stop(child, 15)
-        for log in logs.values():
-            log.close()
-        if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
+        processes.stop()
+    seconds = round(time.monotonic() - started, 1)
+    if args.report:
+        report = {"seconds": seconds, "steps": walk.steps, "screenshots": walk.screenshots}
+        args.report.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    print(f"\nBrowser walk done in {seconds} s; screenshots in {args.out_dir}")
+    shutil.rmtree(processes.work, ignore_errors=True)
+    return 0
 
 
 def main() -> int:
-    """Parse the command line and take the screenshots."""
+    """Parse the command line and walk."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -512,7 +408,10 @@ def main() -> int:
     parser.add_argument(
         "--out-dir", type=Path, default=run_ha.ROOT / "docs" / "images", help="where the PNGs go"
     )
-    parser.add_argument("--keep", action="store_true", help="keep the work folder and its logs")
+    parser.add_argument("--report", type=Path, help="write the steps and screenshots as JSON")
+    parser.add_argument(
+        "--timeout", type=float, default=60, help="seconds one browser step may wait"
+    )
     return asyncio.run(run(parser.parse_args()))
 
 
