@@ -19,8 +19,10 @@ from aiohttp.resolver import AsyncResolver
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.voice_prompt.backends.certificate import CONF_CERTIFICATE_SHA256
 from custom_components.voice_prompt.backends.yeastar import YeastarBackend
 from custom_components.voice_prompt.const import CONF_BACKEND, DOMAIN, SERVICE_PLAY_PROMPT
+from homeassistant.components.repairs import RepairsFlowManager
 from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntry, OptionsFlowManager
 from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME, CONF_VERIFY_SSL
 from homeassistant.core import HomeAssistant, ServiceRegistry
@@ -135,7 +137,12 @@ def check_translations() -> Iterator[None]:
 
     async def _handle_step(self: FlowManager, flow: Any, *args: Any) -> Any:
         result = await handle_step(self, flow, *args)
-        if isinstance(self, OptionsFlowManager):
+        if isinstance(self, RepairsFlowManager):
+            if flow.handler == DOMAIN:
+                issue = ir.async_get(flow.hass).async_get_issue(DOMAIN, flow.issue_id)
+                key = issue.translation_key if issue is not None else flow.issue_id
+                _check_flow_result(problems, f"issues.{key}.fix_flow", result)
+        elif isinstance(self, OptionsFlowManager):
             entry = flow.hass.config_entries.async_get_entry(flow.handler)
             if entry is not None and entry.domain == DOMAIN:
                 _check_flow_result(problems, "options", result)
@@ -150,7 +157,8 @@ def check_translations() -> Iterator[None]:
     def _create_issue(self: ir.IssueRegistry, domain: str, issue_id: str, **kwargs: Any) -> Any:
         issue = create_issue(self, domain, issue_id, **kwargs)
         if domain == DOMAIN:
-            for part in ("title", "description"):
+            # A fixable issue has no description: its fix flow's steps explain it.
+            for part in ("title",) if kwargs.get("is_fixable") else ("title", "description"):
                 _check_translation(
                     problems,
                     f"issues.{kwargs['translation_key']}.{part}",
@@ -231,6 +239,8 @@ def entry_data(pbx: FakeYeastarPBX) -> dict[str, Any]:
         CONF_USERNAME: "api",
         CONF_PASSWORD: PASSWORD,
         CONF_VERIFY_SSL: False,
+        # Confirmed at setup: the fake's certificate is the one pinned.
+        CONF_CERTIFICATE_SHA256: pbx.certificate_sha256,
     }
 
 
@@ -368,8 +378,14 @@ def _shown_keys() -> set[str]:
             keys |= {
                 f"{category}.step.{step}.{key}" for key in ("title", "description") if key in texts
             }
-    for issue in STRINGS.get("issues", {}):
-        keys |= {f"issues.{issue}.title", f"issues.{issue}.description"}
+    for issue, texts in STRINGS.get("issues", {}).items():
+        keys |= {f"issues.{issue}.{key}" for key in ("title", "description") if key in texts}
+        flow = f"issues.{issue}.fix_flow"
+        keys |= {f"{flow}.abort.{key}" for key in _section(flow).get("abort", {})}
+        for step, step_texts in _section(flow).get("step", {}).items():
+            keys |= {
+                f"{flow}.step.{step}.{key}" for key in ("title", "description") if key in step_texts
+            }
     return keys
 
 

@@ -25,9 +25,25 @@ async def start_flow(hass: HomeAssistant, step: str) -> ConfigFlowResult:
     return await hass.config_entries.flow.async_configure(result["flow_id"], {"next_step_id": step})
 
 
-async def submit(hass: HomeAssistant, flow_id: str, data: dict[str, Any]) -> ConfigFlowResult:
-    """Submit a form."""
-    return await hass.config_entries.flow.async_configure(flow_id, data)
+# The step that shows a PBX's certificate before any credential is sent to it.
+CERTIFICATE_STEP = "certificate"
+
+
+async def submit(
+    hass: HomeAssistant, flow_id: str, data: dict[str, Any], *, confirm_certificate: bool = True
+) -> ConfigFlowResult:
+    """Submit a form; the certificate it then shows is confirmed as a user would.
+
+    ``confirm_certificate=False`` returns the certificate step itself.
+    """
+    result = await hass.config_entries.flow.async_configure(flow_id, data)
+    if (
+        confirm_certificate
+        and result["type"] is FlowResultType.FORM
+        and result["step_id"] == CERTIFICATE_STEP
+    ):
+        result = await hass.config_entries.flow.async_configure(flow_id, {})
+    return result
 
 
 def schema(result: ConfigFlowResult) -> dict[Any, Any]:

@@ -94,6 +94,8 @@ DIAGNOSTICS_KEYS = {
     "host",
     "port",
     "verify_ssl",
+    "certificate_mode",
+    "certificate_sha256",
     "mode",
     "logged_in",
     "token_age_seconds",
@@ -1228,6 +1230,8 @@ async def test_repr_and_diagnostics_hold_no_secrets(
         "host": HOST,
         "port": pbx.port,
         "verify_ssl": False,
+        "certificate_mode": "none",
+        "certificate_sha256": None,
         "mode": "credentials",
         "logged_in": False,
         "token_age_seconds": None,
@@ -1248,6 +1252,8 @@ async def test_repr_and_diagnostics_hold_no_secrets(
         "host": HOST,
         "port": pbx.port,
         "verify_ssl": False,
+        "certificate_mode": "none",
+        "certificate_sha256": None,
         "mode": "credentials",
         "logged_in": True,
         "token_age_seconds": 7.0,
@@ -2048,6 +2054,7 @@ def test_error_attributes_and_copy() -> None:
 def test_error_class_tree() -> None:
     assert issubclass(VoicePromptTimeoutError, VoicePromptConnectionError)
     assert issubclass(VoicePromptSSLError, VoicePromptConnectionError)
+    assert issubclass(api.VoicePromptCertificateChangedError, VoicePromptSSLError)
     assert issubclass(VoicePromptTokenError, VoicePromptAuthenticationError)
     assert issubclass(VoicePromptTenantNotFoundError, VoicePromptAuthenticationError)
     assert issubclass(VoicePromptSecretExpiredError, VoicePromptAuthenticationError)
@@ -2057,7 +2064,7 @@ def test_error_class_tree() -> None:
     assert not issubclass(VoicePromptIPBlockedError, VoicePromptAuthenticationError)
     assert not issubclass(VoicePromptResponseError, VoicePromptConnectionError)
     names = [name for name in api.__all__ if name.startswith("VoicePrompt")]
-    assert len(names) == 13
+    assert len(names) == 15
     for name in names:
         cls = getattr(api, name)
         assert name.endswith("Error")

@@ -1324,6 +1324,21 @@ async def test_upload_same_name_twice_uploads_once(
     assert fake.uploads == ["vp_hello"]
 
 
+async def test_concurrent_uploads_of_one_name_send_one(
+    client: YeastarPClient, fake: FakeYeastarP
+) -> None:
+    """Ten actions speaking the same new message at once: one upload, one outcome for all."""
+    fake.latency = 0.05  # all ten are waiting while the first upload is on its way
+
+    uploads = await asyncio.gather(
+        *(client.upload_prompt("vp_hello", WAV, content_type="audio/wav") for _ in range(10))
+    )
+
+    assert len(fake.calls(UPLOAD)) == 1
+    assert set(uploads) == {YeastarPUpload("vp_hello", uploaded=True, existed=False)}
+    assert fake.uploads == ["vp_hello"]
+
+
 @pytest.mark.parametrize(
     ("name", "origin"),
     [
@@ -1802,6 +1817,8 @@ async def test_repr_and_diagnostics_hold_no_secrets(
         "host": "127.0.0.1",
         "port": fake.port,
         "verify_ssl": False,
+        "certificate_mode": "none",
+        "certificate_sha256": None,
         "has_token": False,
         "token_valid_for_seconds": None,
         "refresh_token_usable_for_seconds": None,
@@ -1817,6 +1834,8 @@ async def test_repr_and_diagnostics_hold_no_secrets(
         "host": "127.0.0.1",
         "port": fake.port,
         "verify_ssl": False,
+        "certificate_mode": "none",
+        "certificate_sha256": None,
         "has_token": True,
         "token_valid_for_seconds": 1200.0,
         "refresh_token_usable_for_seconds": 85500.0,

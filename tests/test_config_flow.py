@@ -21,6 +21,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from syrupy.assertion import SnapshotAssertion
 
 from custom_components.voice_prompt.backends import BACKENDS
+from custom_components.voice_prompt.backends.certificate import CONF_CERTIFICATE_SHA256
 from custom_components.voice_prompt.backends.host import parse_host
 from custom_components.voice_prompt.backends.yeastar import YeastarBackend
 from custom_components.voice_prompt.const import CONF_BACKEND, DOMAIN
@@ -124,9 +125,11 @@ def pbx_name() -> Generator[str]:
     Request it before anything sets an entry up: a session keeps the resolver it
     was made with.
     """
-    with patch(
-        "homeassistant.helpers.aiohttp_client._async_make_resolver",
-        return_value=_NamesResolver(),
+    resolver = _NamesResolver()
+    with (
+        patch("homeassistant.helpers.aiohttp_client._async_make_resolver", return_value=resolver),
+        # The certificate is read before the login, outside those sessions.
+        patch("custom_components.voice_prompt.api.tls.ThreadedResolver", return_value=resolver),
     ):
         yield PBX_NAME
 
@@ -152,7 +155,7 @@ def _token_input(pbx: FakeYeastarPBX, token: str, **changes: Any) -> dict[str, A
 
 def _tried(pbx: FakeYeastarPBX) -> str:
     """What a form error names after a check against the fake: host and port."""
-    return f"127.0.0.1:{pbx.port}"
+    return f"the PBX at 127.0.0.1:{pbx.port}"
 
 
 async def _fresh_token(session: aiohttp.ClientSession, pbx: FakeYeastarPBX) -> str:
@@ -210,7 +213,7 @@ async def test_user_step_is_a_menu_of_the_backends_steps(hass: HomeAssistant) ->
     assert result["type"] is FlowResultType.MENU
     assert result["step_id"] == "user"
     # DESIGN.md's order: the first three, then the backends as they landed.
-    assert result["menu_options"] == ["yeastar", "yeastar_token", "graph", "yeastar_p"]
+    assert result["menu_options"] == ["yeastar", "yeastar_token", "graph", "yeastar_p", "asterisk"]
     # The menu is what the backends contribute, in their order.
     assert result["menu_options"] == [
         step_id for backend in BACKENDS.values() for step_id in backend.flow_steps
@@ -269,6 +272,7 @@ async def test_yeastar_creates_entry(hass: HomeAssistant, pbx: FakeYeastarPBX) -
         CONF_USERNAME: "api",
         CONF_PASSWORD: PASSWORD,
         CONF_VERIFY_SSL: False,
+        CONF_CERTIFICATE_SHA256: pbx.certificate_sha256,
     }
     assert CONF_WEBHOOK_ID not in result["data"]  # only Teams entries get one
     entry = result["result"]
@@ -532,7 +536,9 @@ async def test_yeastar_connection_refused(
     result = await submit(
         hass, flow_id, _user_input(pbx, host=f"https://127.0.0.1:{closed_port}/api")
     )
-    assert_form(result, "yeastar", {"base": "cannot_connect"}, tried=f"127.0.0.1:{closed_port}")
+    assert_form(
+        result, "yeastar", {"base": "cannot_connect"}, tried=f"the PBX at 127.0.0.1:{closed_port}"
+    )
     assert pbx.requests == []
 
     result = await submit(hass, flow_id, _user_input(pbx))
@@ -547,7 +553,10 @@ async def test_yeastar_unknown_host_name_is_cannot_connect(
     result = await submit(hass, result["flow_id"], _user_input(pbx, host="nowhere.example.test"))
 
     assert_form(
-        result, "yeastar", {"base": "cannot_connect"}, tried=f"nowhere.example.test:{pbx.port}"
+        result,
+        "yeastar",
+        {"base": "cannot_connect"},
+        tried=f"the PBX at nowhere.example.test:{pbx.port}",
     )
     assert pbx.requests == []
 
@@ -609,6 +618,7 @@ async def test_yeastar_token_creates_entry(
         CONF_PORT: pbx.port,
         CONF_TOKEN: token,
         CONF_VERIFY_SSL: False,
+        CONF_CERTIFICATE_SHA256: pbx.certificate_sha256,
     }
     assert CONF_PASSWORD not in result["data"]
     assert result["result"].unique_id == SERIAL
@@ -734,6 +744,7 @@ async def test_reauth_after_failed_setup(
         CONF_USERNAME: "api",
         CONF_PASSWORD: NEW_PASSWORD,
         CONF_VERIFY_SSL: False,
+        CONF_CERTIFICATE_SHA256: pbx.certificate_sha256,
     }
     # Reloaded with the new password: one login to check it, one by the setup.
     assert config_entry.state is ConfigEntryState.LOADED
@@ -965,6 +976,7 @@ async def test_reconfigure_to_another_address(
         CONF_USERNAME: "api",
         CONF_PASSWORD: PASSWORD,
         CONF_VERIFY_SSL: False,
+        CONF_CERTIFICATE_SHA256: moved.certificate_sha256,
     }
     assert config_entry.title == new_title
     assert config_entry.unique_id == SERIAL
@@ -1051,7 +1063,12 @@ async def test_reconfigure_cannot_connect(
     result = await submit(
         hass, flow_id, {CONF_HOST: "127.0.0.1", CONF_PORT: closed_port, CONF_VERIFY_SSL: False}
     )
-    assert_form(result, "reconfigure", {"base": "cannot_connect"}, tried=f"127.0.0.1:{closed_port}")
+    assert_form(
+        result,
+        "reconfigure",
+        {"base": "cannot_connect"},
+        tried=f"the PBX at 127.0.0.1:{closed_port}",
+    )
     assert suggested(result)[CONF_PORT] == closed_port
     assert config_entry.data[CONF_PORT] == pbx.port
     assert pbx.requests == []
@@ -1079,7 +1096,12 @@ async def test_reconfigure_error_names_the_address_it_tried(
         },
     )
 
-    assert_form(result, "reconfigure", {"base": "cannot_connect"}, tried=f"127.0.0.1:{closed_port}")
+    assert_form(
+        result,
+        "reconfigure",
+        {"base": "cannot_connect"},
+        tried=f"the PBX at 127.0.0.1:{closed_port}",
+    )
     assert pbx.requests == []
 
 

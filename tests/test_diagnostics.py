@@ -30,7 +30,8 @@ from tests.fakes.yeastar import FakeYeastarPBX
 # Times are stable: the freezer fixture stops the clock the client measures with.
 # (The diagnostics download imports hassio for its system info; imported under a frozen
 # clock, its models fail on freezegun's datetime class, hence the import above.)
-VOLATILE = props("port")
+# The session's certificate is made anew each run: its fingerprint is checked on its own.
+VOLATILE = props("port", "certificate_sha256")
 
 
 def _assert_no_secrets(dump: str, pbx: FakeYeastarPBX, *extra: str) -> None:
@@ -80,6 +81,10 @@ async def test_diagnostics(
     assert diagnostics == snapshot(exclude=VOLATILE)
     assert diagnostics["entry"]["data"]["port"] == pbx.port
     assert diagnostics["client"]["port"] == pbx.port
+    # The mode and the pin are there; a fingerprint is no secret.
+    assert diagnostics["client"]["certificate_mode"] == "pinned"
+    assert diagnostics["client"]["certificate_sha256"] == pbx.certificate_sha256
+    assert diagnostics["entry"]["data"]["certificate_sha256"] == pbx.certificate_sha256
     # Logged in at setup, last used by the action 12 seconds ago.
     assert diagnostics["client"]["token_age_seconds"] == 42.0
     assert diagnostics["client"]["idle_seconds"] == 12.0

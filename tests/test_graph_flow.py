@@ -497,7 +497,8 @@ async def test_options_flow(
 
 
 async def test_yeastar_options_are_the_dial_permission(hass: HomeAssistant) -> None:
-    """A PBX's only option: the extension whose permission external calls use."""
+    """A PBX's options: the extension whose permission external calls use, and whether any
+    certificate is accepted (see test_certificate_pinning.py)."""
     entry = MockConfigEntry(
         domain=DOMAIN,
         title="Yeastar S100",
@@ -513,7 +514,10 @@ async def test_yeastar_options_are_the_dial_permission(hass: HomeAssistant) -> N
     entry.add_to_hass(hass)
 
     assert YeastarBackend.options_schema is not None
-    assert [str(key) for key in YeastarBackend.options_schema.schema] == ["dial_permission"]
+    assert [str(key) for key in YeastarBackend.options_schema.schema] == [
+        "dial_permission",
+        "accept_any_certificate",
+    ]
     assert config_flow.VoicePromptConfigFlow.async_supports_options_flow(entry)
     result = await hass.config_entries.options.async_init(entry.entry_id)
     assert result["type"] is FlowResultType.FORM

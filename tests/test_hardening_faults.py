@@ -404,13 +404,17 @@ async def test_self_signed_certificate_with_verification_is_an_ssl_error(
 
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {"base": "ssl_error"}
-    assert result["description_placeholders"] == {"tried": f"127.0.0.1:{pbx.port}"}
+    assert result["description_placeholders"] == {"tried": f"the PBX at 127.0.0.1:{pbx.port}"}
     assert pbx.requests == []
     assert pbx.failed_logins == {}
 
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {**user_input, CONF_VERIFY_SSL: False}
     )
+    # Off, its certificate is shown first (still nothing sent), then pinned on confirmation.
+    assert result["step_id"] == "certificate"
+    assert pbx.requests == []
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["result"].unique_id == SERIAL
     # The check costs one login, logged out again (the new entry then logs in itself).

@@ -909,6 +909,9 @@ async def test_config_flow_fields_end_to_end_property(
             hass.config_entries.flow.async_abort(flow_id)
             continue
 
+        if result["type"] is FlowResultType.FORM and result["step_id"] == "certificate":
+            assert len(pbx.requests) == before, context  # shown before any login
+            result = await hass.config_entries.flow.async_configure(flow_id, {})
         assert isinstance(host, str), context
         assert _port_ok(port), context
         if address is None:
@@ -930,7 +933,9 @@ async def test_config_flow_fields_end_to_end_property(
         else:
             assert result["type"] is FlowResultType.FORM, context
             assert result["errors"] == {"base": "cannot_connect"}, context
-            assert result["description_placeholders"] == {"tried": f"127.0.0.1:{effective}"}
+            assert result["description_placeholders"] == {
+                "tried": f"the PBX at 127.0.0.1:{effective}"
+            }
             assert len(pbx.requests) == before, context
             outcomes["refused: cannot_connect (closed port)"] += 1
             hass.config_entries.flow.async_abort(flow_id)

@@ -322,7 +322,13 @@ def test_config_forms_translated() -> None:
         reconfigure |= _form_keys(backend.reconfigure_schema({}))
     assert set(steps["reauth_confirm"]["data"]) == reauth
     assert set(steps["reconfigure"]["data"]) == reconfigure
-    assert set(steps) == {*config_flow.MENU, "user", "reauth_confirm", "reconfigure"}
+    assert set(steps) == {
+        *config_flow.MENU,
+        "user",
+        "reauth_confirm",
+        "reconfigure",
+        config_flow.STEP_CERTIFICATE,
+    }
     # DESIGN.md's fixed base errors are all there.
     assert {"invalid_auth", "cannot_connect", "ssl_error", "ip_blocked", "unknown"} <= set(
         STRINGS["config"]["error"]
@@ -357,7 +363,8 @@ def test_translation_sections() -> None:
     for key, entry in STRINGS["exceptions"].items():
         assert set(entry) == {"message"}, key
     for key, entry in STRINGS["issues"].items():
-        assert set(entry) == {"title", "description"}, key
+        # A fixable issue explains itself in its fix flow instead of a description.
+        assert set(entry) in ({"title", "description"}, {"title", "fix_flow"}), key
 
 
 def _strings(value: Any) -> Iterator[str]:

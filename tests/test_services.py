@@ -26,7 +26,9 @@ from syrupy.assertion import SnapshotAssertion
 from custom_components.voice_prompt import errors as errors_module
 from custom_components.voice_prompt.api import (
     VoicePromptApiDisabledError,
+    VoicePromptAriDisabledError,
     VoicePromptAuthenticationError,
+    VoicePromptCertificateChangedError,
     VoicePromptConnectionError,
     VoicePromptError,
     VoicePromptInputError,
@@ -1050,9 +1052,11 @@ ERROR_KEYS: Final[dict[type[VoicePromptError], tuple[str, str]]] = {
     VoicePromptAuthenticationError: ("invalid_auth", "invalid_auth"),
     VoicePromptTokenError: ("invalid_auth", "invalid_auth"),
     VoicePromptTimeoutError: ("timeout", "cannot_connect"),
+    VoicePromptCertificateChangedError: ("certificate_changed", "certificate_changed"),
     VoicePromptSSLError: ("ssl_error", "ssl_error"),
     VoicePromptConnectionError: ("cannot_connect", "cannot_connect"),
     VoicePromptResponseError: ("invalid_response", "cannot_connect"),
+    VoicePromptAriDisabledError: ("ari_disabled", "ari_disabled"),
     VoicePromptApiDisabledError: ("api_disabled", "api_disabled"),
     VoicePromptRequestError: ("request_failed", "unknown"),
     VoicePromptError: ("unknown_error", "unknown"),

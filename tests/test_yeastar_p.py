@@ -35,6 +35,10 @@ from syrupy.filters import props
 
 from custom_components.voice_prompt import config_flow
 from custom_components.voice_prompt.api.yeastar_p import LOCKOUT_SECONDS, USER_AGENT
+from custom_components.voice_prompt.backends.certificate import (
+    CONF_ACCEPT_ANY_CERTIFICATE,
+    CONF_CERTIFICATE_SHA256,
+)
 from custom_components.voice_prompt.backends.yeastar_p import CONF_DIAL_PERMISSION, YeastarPBackend
 from custom_components.voice_prompt.const import CONF_BACKEND, DOMAIN
 from homeassistant.components import hassio  # noqa: F401 - see test_diagnostics.py
@@ -210,9 +214,11 @@ class _NamesResolver(AbstractResolver):
 @pytest.fixture
 def pbx_name() -> Generator[str]:
     """Let Home Assistant's sessions resolve PBX_NAME (request it before any setup)."""
-    with patch(
-        "homeassistant.helpers.aiohttp_client._async_make_resolver",
-        return_value=_NamesResolver(),
+    resolver = _NamesResolver()
+    with (
+        patch("homeassistant.helpers.aiohttp_client._async_make_resolver", return_value=resolver),
+        # The certificate is read before the login, outside those sessions.
+        patch("custom_components.voice_prompt.api.tls.ThreadedResolver", return_value=resolver),
     ):
         yield PBX_NAME
 
@@ -235,6 +241,7 @@ def _data(fake: FakeYeastarP, **changes: Any) -> dict[str, Any]:
         CONF_CLIENT_ID: CLIENT_ID,
         CONF_CLIENT_SECRET: CLIENT_SECRET,
         CONF_VERIFY_SSL: False,
+        CONF_CERTIFICATE_SHA256: fake.certificate_sha256,
     } | changes
 
 
@@ -256,7 +263,7 @@ def _address(fake: FakeYeastarP) -> dict[str, Any]:
 
 def _tried(fake: FakeYeastarP) -> str:
     """What a form error names after a check against the fake."""
-    return f"127.0.0.1:{fake.port}"
+    return f"the PBX at 127.0.0.1:{fake.port}"
 
 
 def _paths(fake: FakeYeastarP) -> list[str]:
@@ -395,6 +402,7 @@ async def test_creates_entry_from_a_pasted_url(
         CONF_CLIENT_ID: CLIENT_ID,
         CONF_CLIENT_SECRET: CLIENT_SECRET,
         CONF_VERIFY_SSL: False,
+        CONF_CERTIFICATE_SHA256: fake_p.certificate_sha256,
     }
     entry = result["result"]
     assert entry.unique_id == SERIAL
@@ -585,7 +593,9 @@ async def test_cannot_connect_names_the_pasted_address(
     result = await submit(
         hass, flow_id, _user_input(fake_p, host=f"https://127.0.0.1:{closed_port}/")
     )
-    assert_form(result, STEP, {"base": "cannot_connect"}, tried=f"127.0.0.1:{closed_port}")
+    assert_form(
+        result, STEP, {"base": "cannot_connect"}, tried=f"the PBX at 127.0.0.1:{closed_port}"
+    )
     assert fake_p.requests == []
 
     result = await submit(hass, flow_id, _user_input(fake_p))
@@ -851,7 +861,12 @@ async def test_reconfigure_errors_then_fix(
     assert suggested(result)[CONF_HOST] == "exa mple"
 
     result = await submit(hass, flow_id, _address(fake_p) | {CONF_PORT: closed_port})
-    assert_form(result, "reconfigure", {"base": "cannot_connect"}, tried=f"127.0.0.1:{closed_port}")
+    assert_form(
+        result,
+        "reconfigure",
+        {"base": "cannot_connect"},
+        tried=f"the PBX at 127.0.0.1:{closed_port}",
+    )
     assert suggested(result)[CONF_PORT] == closed_port
 
     result = await submit(hass, flow_id, _address(fake_p) | {CONF_VERIFY_SSL: True})
@@ -882,7 +897,7 @@ async def test_options_dial_permission(
     result = await hass.config_entries.options.async_init(p_loaded.entry_id)
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "init"
-    assert schema_keys(result) == [CONF_DIAL_PERMISSION]
+    assert schema_keys(result) == [CONF_DIAL_PERMISSION, CONF_ACCEPT_ANY_CERTIFICATE]
     assert result["description_placeholders"] == {"name": TITLE}
     strings = OPTIONS_STRINGS["step"]["init"]
     assert CONF_DIAL_PERMISSION in strings["data"]
@@ -1506,7 +1521,8 @@ async def test_spoken_message_is_uploaded_once_then_played(
 # ------------------------------------------------------------------------- diagnostics
 
 # The fake's port is random and its clock reads the wall clock: checked separately.
-VOLATILE = props("port", "system_time", "uptime_seconds")
+# The session's certificate is made anew each run: its fingerprint is checked on its own.
+VOLATILE = props("port", "system_time", "uptime_seconds", "certificate_sha256")
 
 
 async def test_diagnostics(
@@ -1528,6 +1544,10 @@ async def test_diagnostics(
     assert diagnostics["entry"]["data"][CONF_CLIENT_SECRET] == "**REDACTED**"
     assert diagnostics["entry"]["data"]["port"] == fake_p.port
     assert diagnostics["client"]["port"] == fake_p.port
+    assert diagnostics["client"]["certificate_mode"] == "pinned"
+    pin = fake_p.certificate_sha256
+    assert diagnostics["entry"]["data"][CONF_CERTIFICATE_SHA256] == pin
+    assert diagnostics["client"][CONF_CERTIFICATE_SHA256] == pin
     assert isinstance(diagnostics["device"]["system_time"], str)
     assert isinstance(diagnostics["device"]["uptime_seconds"], int)
     # The setup's token, 30 seconds old.

@@ -15,6 +15,7 @@ from typing import Any, Final
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.voice_prompt.backends.certificate import CONF_CERTIFICATE_SHA256
 from custom_components.voice_prompt.backends.yeastar_p import YeastarPBackend
 from custom_components.voice_prompt.const import CONF_BACKEND, DOMAIN
 from homeassistant.config_entries import ConfigSubentryDataWithId
@@ -47,6 +48,8 @@ def p_entry_data(fake: FakeYeastarP, **changes: Any) -> dict[str, Any]:
         CONF_CLIENT_ID: P_CLIENT_ID,
         CONF_CLIENT_SECRET: P_CLIENT_SECRET,
         CONF_VERIFY_SSL: False,
+        # Confirmed at setup: the fake's certificate is the one pinned.
+        CONF_CERTIFICATE_SHA256: fake.certificate_sha256,
     } | changes
 
 

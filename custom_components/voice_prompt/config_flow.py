@@ -6,6 +6,7 @@ Every form comes from the entry's backend (``backends/``); this module only runs
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 from homeassistant.config_entries import (
@@ -23,7 +24,16 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.selector import TextSelector, TextSelectorConfig
 
 from .api import VoicePromptError
+from .api.tls import PeerCertificate
 from .backends import BACKENDS, Backend, Capabilities, Identity
+from .backends.certificate import (
+    CONF_CERTIFICATE_SHA256,
+    Address,
+    async_read_certificate,
+    certificate_placeholders,
+    pinning_address,
+    without_pin,
+)
 from .const import (
     ATTR_AUTOANSWER,
     ATTR_MESSAGE,
@@ -38,6 +48,9 @@ from .errors import flow_error
 from .validation import vol
 
 _SECRETS: Final = frozenset({CONF_PASSWORD, CONF_TOKEN, CONF_CLIENT_SECRET})
+_REAUTH: Final = "reauth_confirm"
+_RECONFIGURE: Final = "reconfigure"
+STEP_CERTIFICATE: Final = "certificate"
 # Menu step id → the backend that contributes it, in menu order.
 MENU: Final[dict[str, type[Backend]]] = {
     step_id: backend for backend in BACKENDS.values() for step_id in backend.flow_steps
@@ -48,10 +61,22 @@ def _backend_of(data: Mapping[str, Any]) -> type[Backend]:
     return BACKENDS[data[CONF_BACKEND]]
 
 
+@dataclass(frozen=True, slots=True)
+class _Unconfirmed:
+    """A check waiting for the user to confirm the certificate its system presented."""
+
+    step_id: str  # the form an error goes back to
+    data: dict[str, Any]
+    user_input: dict[str, Any]
+    certificate: PeerCertificate
+    address: Address
+
+
 class VoicePromptConfigFlow(ConfigFlow, domain=DOMAIN):
     """Add a phone system to Home Assistant."""
 
     VERSION = 1
+    _unconfirmed: _Unconfirmed | None = None
 
     @staticmethod
     @callback
@@ -82,27 +107,13 @@ class VoicePromptConfigFlow(ConfigFlow, domain=DOMAIN):
     ) -> ConfigFlowResult:
         """A backend's form for a new entry (the menu steps below all land here)."""
         backend = MENU[step_id]
-        errors: dict[str, str] = {}
-        data: dict[str, Any] | None = None
-        if user_input is not None:
-            data, errors = backend.clean_input(_stripped(user_input))
-            if not errors:
-                data[CONF_BACKEND] = backend.kind
-                identity, errors = await self._async_identify(backend, data)
-                if identity is not None:
-                    await self.async_set_unique_id(identity.unique_id)
-                    self._abort_if_unique_id_configured()
-                    return self.async_create_entry(
-                        title=backend.title(identity, data), data=backend.new_entry_data(data)
-                    )
-        return self.async_show_form(
-            step_id=step_id,
-            data_schema=self.add_suggested_values_to_schema(
-                backend.flow_steps[step_id], user_input
-            ),
-            errors=errors,
-            description_placeholders=_tried(backend, data),
-        )
+        if user_input is None:
+            return self._async_form(step_id, None, {}, None)
+        data, errors = backend.clean_input(_stripped(user_input))
+        if errors:
+            return self._async_form(step_id, user_input, errors, data)
+        data[CONF_BACKEND] = backend.kind
+        return await self._async_check(step_id, data, user_input)
 
     async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
         """The system refused the stored credentials."""
@@ -113,57 +124,145 @@ class VoicePromptConfigFlow(ConfigFlow, domain=DOMAIN):
     ) -> ConfigFlowResult:
         """Ask for new credentials; check them before saving."""
         entry = self._get_reauth_entry()
-        backend = _backend_of(entry.data)
-        errors: dict[str, str] = {}
-        if user_input is not None:
-            changes = _stripped(user_input)
-            identity, errors = await self._async_identify(backend, {**entry.data, **changes})
-            if identity is not None:
-                await self.async_set_unique_id(identity.unique_id)
-                self._abort_if_unique_id_mismatch(reason="wrong_device")
-                return self.async_update_reload_and_abort(entry, data_updates=changes)
-        return self.async_show_form(
-            step_id="reauth_confirm",
-            data_schema=self.add_suggested_values_to_schema(
-                backend.reauth_schema(entry.data), _without_secrets(user_input or entry.data)
-            ),
-            errors=errors,
-            description_placeholders={"name": entry.title, **_tried(backend, entry.data)},
-        )
+        if user_input is None:
+            return self._async_form(_REAUTH, None, {}, entry.data)
+        return await self._async_check(_REAUTH, {**entry.data, **_stripped(user_input)}, user_input)
 
     async def async_step_reconfigure(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         """Change how Home Assistant reaches the system; checked before saving."""
         entry = self._get_reconfigure_entry()
-        backend = _backend_of(entry.data)
-        errors: dict[str, str] = {}
-        data: Mapping[str, Any] = entry.data
-        if user_input is not None:
-            changes, errors = backend.clean_input(_stripped(user_input))
-            data = {**entry.data, **changes}
-            if not errors:
-                identity, errors = await self._async_identify(backend, data)
-                if identity is not None:
-                    await self.async_set_unique_id(identity.unique_id)
-                    self._abort_if_unique_id_mismatch(reason="wrong_device")
-                    # A title the user gave the entry stays; a generated one follows the data.
-                    title = (
-                        backend.title(identity, data)
-                        if entry.title in self._generated_titles(entry, identity)
-                        else entry.title
-                    )
-                    return self.async_update_reload_and_abort(
-                        entry, title=title, data_updates=changes
-                    )
+        if user_input is None:
+            return self._async_form(_RECONFIGURE, None, {}, entry.data)
+        changes, errors = _backend_of(entry.data).clean_input(_stripped(user_input))
+        data = {**entry.data, **changes}
+        if errors:
+            return self._async_form(_RECONFIGURE, user_input, errors, data)
+        return await self._async_check(_RECONFIGURE, data, user_input)
+
+    async def async_step_certificate(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Show the certificate found; once confirmed, the check logs in to that one only."""
+        unconfirmed = self._unconfirmed
+        assert unconfirmed is not None  # only shown by _async_check
+        if user_input is None:
+            return self.async_show_form(
+                step_id=STEP_CERTIFICATE,
+                data_schema=vol.Schema({}),
+                description_placeholders=certificate_placeholders(
+                    unconfirmed.certificate, unconfirmed.address
+                ),
+            )
+        self._unconfirmed = None
+        pinned = {**unconfirmed.data, CONF_CERTIFICATE_SHA256: unconfirmed.certificate.sha256}
+        return await self._async_finish(unconfirmed.step_id, pinned, unconfirmed.user_input)
+
+    # -- the check behind every form ------------------------------------------------------
+
+    async def _async_check(
+        self, step_id: str, data: dict[str, Any], user_input: dict[str, Any]
+    ) -> ConfigFlowResult:
+        """Check ``data``; a certificate to pin is shown first, before any credential is sent.
+
+        An entry's own pin at the same address needs no new confirmation.
+        """
+        backend, entry = self._backend(step_id), self._entry(step_id)
+        address = pinning_address(backend, data, entry.options if entry else {})
+        if address is None:
+            return await self._async_finish(step_id, without_pin(data), user_input)
+        try:
+            certificate = await async_read_certificate(address)
+        except VoicePromptError as err:
+            return self._async_form(step_id, user_input, self._errors(backend, err), data)
+        if entry is not None and (
+            pinning_address(backend, entry.data, entry.options),
+            entry.data.get(CONF_CERTIFICATE_SHA256),
+        ) == (address, certificate.sha256):
+            pinned = {**data, CONF_CERTIFICATE_SHA256: certificate.sha256}
+            return await self._async_finish(step_id, pinned, user_input)
+        self._unconfirmed = _Unconfirmed(step_id, data, user_input, certificate, address)
+        return await self.async_step_certificate()
+
+    async def _async_finish(
+        self, step_id: str, data: dict[str, Any], user_input: dict[str, Any] | None
+    ) -> ConfigFlowResult:
+        """Ask the system who it is; save on success, else the form again with the error."""
+        backend = self._backend(step_id)
+        identity, errors = await self._async_identify(backend, data)
+        if identity is None:
+            return self._async_form(step_id, user_input, errors, data)
+        await self.async_set_unique_id(identity.unique_id)
+        if step_id in MENU:
+            self._abort_if_unique_id_configured()
+            return self.async_create_entry(
+                title=backend.title(identity, data), data=backend.new_entry_data(data)
+            )
+        self._abort_if_unique_id_mismatch(reason="wrong_device")
+        if step_id == _REAUTH:
+            return self.async_update_reload_and_abort(self._get_reauth_entry(), data=data)
+        entry = self._get_reconfigure_entry()
+        # A title the user gave the entry stays; a generated one follows the data.
+        title = (
+            backend.title(identity, data)
+            if entry.title in self._generated_titles(entry, identity)
+            else entry.title
+        )
+        return self.async_update_reload_and_abort(entry, title=title, data=data)
+
+    def _async_form(
+        self,
+        step_id: str,
+        user_input: dict[str, Any] | None,
+        errors: dict[str, str],
+        data: Mapping[str, Any] | None,
+    ) -> ConfigFlowResult:
+        """The form of ``step_id``, with what was typed and the errors of its check."""
+        if step_id == _REAUTH:
+            entry = self._get_reauth_entry()
+            backend = _backend_of(entry.data)
+            return self.async_show_form(
+                step_id=_REAUTH,
+                data_schema=self.add_suggested_values_to_schema(
+                    backend.reauth_schema(entry.data), _without_secrets(user_input or entry.data)
+                ),
+                errors=errors,
+                description_placeholders={"name": entry.title, **_tried(backend, entry.data)},
+            )
+        if step_id == _RECONFIGURE:
+            entry = self._get_reconfigure_entry()
+            backend = _backend_of(entry.data)
+            return self.async_show_form(
+                step_id=_RECONFIGURE,
+                data_schema=self.add_suggested_values_to_schema(
+                    backend.reconfigure_schema(entry.data),
+                    _without_secrets(user_input or entry.data),
+                ),
+                errors=errors,
+                description_placeholders={"name": entry.title, **_tried(backend, data)},
+            )
+        backend = MENU[step_id]
         return self.async_show_form(
-            step_id="reconfigure",
+            step_id=step_id,
             data_schema=self.add_suggested_values_to_schema(
-                backend.reconfigure_schema(entry.data), _without_secrets(user_input or entry.data)
+                backend.flow_steps[step_id], user_input
             ),
             errors=errors,
-            description_placeholders={"name": entry.title, **_tried(backend, data)},
+            description_placeholders=_tried(backend, data),
         )
+
+    def _entry(self, step_id: str) -> ConfigEntry | None:
+        """The entry a reauth or reconfigure step changes; None for a new one."""
+        if step_id == _REAUTH:
+            return self._get_reauth_entry()
+        if step_id == _RECONFIGURE:
+            return self._get_reconfigure_entry()
+        return None
+
+    def _backend(self, step_id: str) -> type[Backend]:
+        entry = self._entry(step_id)
+        return MENU[step_id] if entry is None else _backend_of(entry.data)
 
     def _generated_titles(self, entry: ConfigEntry, identity: Identity) -> set[str]:
         """Titles the flow could have given ``entry``: under the system's old or new name."""
@@ -185,13 +284,18 @@ class VoicePromptConfigFlow(ConfigFlow, domain=DOMAIN):
         except ValueError:  # e.g. a blank username
             return None, {"base": "invalid_auth"}
         except VoicePromptError as err:
-            key = flow_error(err)
-            if key == "unknown":
-                LOGGER.exception("%s refused the check", backend.name)
-            return None, {"base": key}
+            return None, self._errors(backend, err)
         except Exception:  # noqa: BLE001 - a form must show "unknown", not crash
             LOGGER.exception("Unexpected error while checking %s", backend.name)
             return None, {"base": "unknown"}
+
+    @staticmethod
+    def _errors(backend: type[Backend], err: VoicePromptError) -> dict[str, str]:
+        """A form's errors for a failed check; an unexpected answer is logged too."""
+        key = flow_error(err)
+        if key == "unknown":
+            LOGGER.exception("%s refused the check", backend.name)
+        return {"base": key}
 
 
 def _menu_step(

@@ -54,6 +54,14 @@ def _prompts(value: Any) -> list[str | dict[str, Any]]:
     ]
 
 
+def _whole(value: Any) -> int:
+    """cv.positive_int, also for YAML's .inf (voluptuous lets int()'s OverflowError out)."""
+    try:
+        return int(cv.positive_int(value))
+    except OverflowError as err:
+        raise vol.Invalid("expected a whole number") from err
+
+
 # Types only: what the entry's backend can honour is checked against its capabilities.
 PLAY_PROMPT_SCHEMA: Final = vol.Schema(
     {
@@ -65,8 +73,8 @@ PLAY_PROMPT_SCHEMA: Final = vol.Schema(
         vol.Optional(ATTR_TTS_ENGINE): cv.string,
         vol.Optional(ATTR_LANGUAGE): cv.string,
         vol.Optional(ATTR_TTS_OPTIONS): dict,
-        vol.Optional(ATTR_REPEAT): cv.positive_int,
-        vol.Optional(ATTR_VOLUME): cv.positive_int,
+        vol.Optional(ATTR_REPEAT): _whole,
+        vol.Optional(ATTR_VOLUME): _whole,
         vol.Optional(ATTR_AUTOANSWER): cv.boolean,
         vol.Optional(ATTR_CALL_ID): cv.string,
         vol.Optional(ATTR_CLIENT_CONTEXT): cv.string,

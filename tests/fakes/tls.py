@@ -1,10 +1,14 @@
-"""Self-signed TLS material for the fake servers."""
+"""Self-signed TLS material for the fake servers, and swapping it while a fake runs."""
 
+import asyncio
+import contextlib
 import datetime as dt
+import hashlib
 import ipaddress
 import pathlib
 import ssl
 
+from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -66,3 +70,38 @@ def server_ssl_context(cert: pathlib.Path, key: pathlib.Path) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(certfile=str(cert), keyfile=str(key))
     return context
+
+
+def certificate_sha256(cert: pathlib.Path) -> str:
+    """SHA-256 (hex) of a PEM certificate file's DER form: what a client pins."""
+    return hashlib.sha256(ssl.PEM_cert_to_DER_cert(cert.read_text(encoding="ascii"))).hexdigest()
+
+
+async def served_sha256(host: str, port: int) -> str:
+    """SHA-256 (hex) of the certificate a TLS server presents; only a handshake is sent."""
+    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client.check_hostname = False
+    client.verify_mode = ssl.CERT_NONE
+    _reader, writer = await asyncio.open_connection(host, port, ssl=client)
+    der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+    writer.close()
+    with contextlib.suppress(OSError, ssl.SSLError):
+        await writer.wait_closed()
+    return hashlib.sha256(der).hexdigest()
+
+
+async def restart_with_certificate(
+    runner: web.BaseRunner, site: web.TCPSite, host: str, port: int, context: ssl.SSLContext
+) -> web.TCPSite:
+    """Listen on the same port with another certificate, as a server does after renewing it.
+
+    Open connections close too (the server restarted), so a client's next request makes a
+    new TLS handshake and sees the new certificate instead of reusing a pooled connection.
+    """
+    await site.stop()
+    if runner.server is not None:
+        for handler in runner.server.connections:
+            handler.force_close()
+    new_site = web.TCPSite(runner, host, port, ssl_context=context)
+    await new_site.start()
+    return new_site

@@ -43,7 +43,7 @@ from typing import Any
 from aiohttp import web
 
 from . import emit as _emit, run_program, serve_until_stopped
-from .tls import make_self_signed_cert, server_ssl_context
+from .tls import make_self_signed_cert, restart_with_certificate, served_sha256, server_ssl_context
 
 API_V1 = "1.0.0"
 API_V2 = "2.0.0"
@@ -235,6 +235,8 @@ class FakeYeastarPBX:
         self.host = "127.0.0.1"
         self.port = 0
         self.scheme = "http"
+        # SHA-256 (hex) of the certificate the fake presents now (None over plain HTTP).
+        self.certificate_sha256: str | None = None
         self.requests: list[RecordedRequest] = []
         self.tokens: dict[str, float] = {}  # token -> last use (fake clock), both APIs
         self.v2_tokens: set[str] = set()  # tokens issued by the v2 login
@@ -264,6 +266,7 @@ class FakeYeastarPBX:
         self._note: str | None = None  # log line set by the endpoint handlers
         self._closing = asyncio.Event()
         self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
         self._handlers: dict[str, dict[str, _Handler]] = {
             API_V1: {
                 "heartbeat": self._heartbeat,
@@ -308,10 +311,23 @@ class FakeYeastarPBX:
             await runner.cleanup()
             raise
         self._runner = runner
+        self._site = site
         self.host = host
         self.port = int(runner.addresses[0][1])
         self.scheme = "https" if ssl_context is not None else "http"
+        if ssl_context is not None:
+            self.certificate_sha256 = await served_sha256(host, self.port)
         self._started_at = self.now()
+
+    async def use_certificate(self, ssl_context: ssl.SSLContext) -> None:
+        """Present another certificate from now on (a renewed one, or a machine in the middle)."""
+        assert self._runner is not None
+        assert self._site is not None
+        assert self.scheme == "https"
+        self._site = await restart_with_certificate(
+            self._runner, self._site, self.host, self.port, ssl_context
+        )
+        self.certificate_sha256 = await served_sha256(self.host, self.port)
 
     async def close(self) -> None:
         """Stop the server, releasing hung requests first."""
@@ -390,6 +406,11 @@ class FakeYeastarPBX:
         """Erase all tokens now (as a PBX restart does)."""
         self.tokens.clear()
         self.v2_tokens.clear()
+
+    def change_password(self, password: str) -> None:
+        """A new API password; every session ends, as when the API settings are saved."""
+        self.password = password
+        self.expire_tokens()
 
     def block_ip(self, ip: str = "127.0.0.1", seconds: float | None = None) -> None:
         """Block logins from ip for seconds (default lockout_seconds)."""
@@ -880,8 +901,44 @@ async def _serve(args: argparse.Namespace) -> int:
                 f"{number} ({', '.join(members)})" for number, members in fake.paging_groups.items()
             )
             _emit(f"  paging groups: {groups}  (v2 also calls external numbers)")
+        if _read_commands(fake):
+            _emit("  type 'password NEW-PASSWORD' + Enter to change the API password")
         await serve_until_stopped(fake.close, "Fake Yeastar PBX")
     return 0
+
+
+def run_command(fake: FakeYeastarPBX, line: str) -> str | None:
+    """One line typed at the running program; what to answer (None for a blank line)."""
+    match line.split():
+        case []:
+            return None
+        case ["password", password]:
+            fake.change_password(password)
+            return "API password changed; every session ended (the next login needs the new one)"
+        case _:
+            return "Commands: password NEW-PASSWORD"
+
+
+def _read_commands(fake: FakeYeastarPBX) -> bool:
+    """Take commands from standard input while serving; False when it cannot be watched."""
+    loop = asyncio.get_running_loop()
+    try:
+        descriptor = sys.stdin.fileno()
+    except (AttributeError, OSError, ValueError):  # no standard input at all
+        return False
+
+    def readable() -> None:
+        line = sys.stdin.readline()
+        if not line:  # end of input
+            loop.remove_reader(descriptor)
+        elif (answer := run_command(fake, line)) is not None:
+            _emit(answer)
+
+    try:
+        loop.add_reader(descriptor, readable)
+    except (OSError, ValueError, NotImplementedError):  # /dev/null or a file: nothing to read
+        return False
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:

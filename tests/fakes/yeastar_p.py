@@ -44,7 +44,7 @@ import urllib.parse
 from aiohttp import web
 
 from . import emit as _emit, run_program, serve_until_stopped
-from .tls import make_self_signed_cert, server_ssl_context
+from .tls import make_self_signed_cert, restart_with_certificate, served_sha256, server_ssl_context
 from .yeastar import GARBAGE_BODY, MAX_LOGIN_FAILURES, RecordedRequest as _SRecordedRequest, _mask
 
 API_PREFIX = "/openapi/v1.0/"
@@ -203,6 +203,8 @@ class FakeYeastarP:
         self.host = "127.0.0.1"
         self.port = 0
         self.scheme = "http"
+        # SHA-256 (hex) of the certificate the fake presents now (None over plain HTTP).
+        self.certificate_sha256: str | None = None
         self.requests: list[RecordedRequest] = []
         self.grants: list[Grant] = []
         self.failed_logins: dict[str, int] = {}  # ip -> consecutive failures
@@ -227,6 +229,7 @@ class FakeYeastarP:
         self._note: str | None = None
         self._closing = asyncio.Event()
         self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
         self._routes: dict[str, tuple[str, bool, Any]] = {
             "get_token": ("POST", False, self._get_token),
             "refresh_token": ("POST", False, self._refresh_token),
@@ -262,9 +265,22 @@ class FakeYeastarP:
             await runner.cleanup()
             raise
         self._runner = runner
+        self._site = site
         self.host = host
         self.port = int(runner.addresses[0][1])
         self.scheme = "https" if ssl_context is not None else "http"
+        if ssl_context is not None:
+            self.certificate_sha256 = await served_sha256(host, self.port)
+
+    async def use_certificate(self, ssl_context: ssl.SSLContext) -> None:
+        """Present another certificate from now on (a renewed one, or a machine in the middle)."""
+        assert self._runner is not None
+        assert self._site is not None
+        assert self.scheme == "https"
+        self._site = await restart_with_certificate(
+            self._runner, self._site, self.host, self.port, ssl_context
+        )
+        self.certificate_sha256 = await served_sha256(self.host, self.port)
 
     async def close(self) -> None:
         """Stop the server, releasing hung requests first."""

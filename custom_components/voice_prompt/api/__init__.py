@@ -6,7 +6,9 @@ Each client takes an injected ``aiohttp.ClientSession`` and raises the exception
 
 from .exceptions import (
     VoicePromptApiDisabledError,
+    VoicePromptAriDisabledError,
     VoicePromptAuthenticationError,
+    VoicePromptCertificateChangedError,
     VoicePromptConnectionError,
     VoicePromptError,
     VoicePromptInputError,
@@ -54,7 +56,9 @@ __all__ = [
     "GraphTarget",
     "TargetKind",
     "VoicePromptApiDisabledError",
+    "VoicePromptAriDisabledError",
     "VoicePromptAuthenticationError",
+    "VoicePromptCertificateChangedError",
     "VoicePromptConnectionError",
     "VoicePromptError",
     "VoicePromptIPBlockedError",

@@ -39,6 +39,28 @@ class VoicePromptSSLError(VoicePromptConnectionError):
     """The TLS handshake failed (most often a self-signed certificate)."""
 
 
+class VoicePromptCertificateChangedError(VoicePromptSSLError):
+    """The server presented another certificate than the pinned one; nothing was sent.
+
+    ``expected`` and ``received`` are the SHA-256 fingerprints (hex) of the pinned and the
+    presented certificate: public values, not secrets.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        expected: str = "",
+        received: str = "",
+        code: str | None = None,
+        target: str | None = None,
+    ) -> None:
+        """Name both certificates."""
+        super().__init__(message, code=code, target=target)
+        self.expected = expected
+        self.received = received
+
+
 class VoicePromptResponseError(VoicePromptError):
     """The backend answered something that is not a valid API reply."""
 
@@ -69,6 +91,10 @@ class VoicePromptRequestError(VoicePromptError):
 
 class VoicePromptApiDisabledError(VoicePromptRequestError):
     """The system has no usable API: not enabled, not permitted, not licensed or not there."""
+
+
+class VoicePromptAriDisabledError(VoicePromptApiDisabledError):
+    """Asterisk's HTTP server answers, but without the REST Interface (ari.conf, http.conf)."""
 
 
 class VoicePromptInputError(VoicePromptRequestError):

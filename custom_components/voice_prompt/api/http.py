@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Final
 
 import aiohttp
 
 from .exceptions import (
+    VoicePromptCertificateChangedError,
     VoicePromptConnectionError,
     VoicePromptError,
     VoicePromptInputError,
     VoicePromptSSLError,
     VoicePromptTimeoutError,
 )
+from .tls import format_fingerprint
 
 
 def url_host(host: str) -> str:
@@ -24,6 +26,27 @@ def url_host(host: str) -> str:
 def opt_str(value: Any) -> str | None:
     """A reply field as text; None when it is missing or empty."""
     return str(value) if value not in (None, "") else None
+
+
+# No number people dial is this long (E.164: 15 digits); str() of an int of more than
+# 4,300 digits even raises.
+_LONGEST_NUMBER: Final = 10**40
+
+
+def number_text(value: object) -> str | None:
+    """A target given as text or a whole number, as text; None for anything else."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) < _LONGEST_NUMBER:
+        return str(value)
+    return None
+
+
+def shown(value: object) -> str:
+    """How a refusal quotes what it was given: at most 40 characters, never raising."""
+    if isinstance(value, int) and abs(value) >= _LONGEST_NUMBER:
+        return "A number of more than 40 digits"
+    return str(value)[:40]
 
 
 def bounded(what: str, value: object, low: int, high: int) -> int:
@@ -69,6 +92,16 @@ def transport_error(
     """
     if isinstance(err, TimeoutError):
         return VoicePromptTimeoutError(f"{host} did not answer within {seconds:g} seconds")
+    if isinstance(err, aiohttp.ServerFingerprintMismatch):
+        # aiohttp checks the pin right after the handshake: the request was never written.
+        expected, received = err.expected.hex(), err.got.hex()
+        return VoicePromptCertificateChangedError(
+            f"{host} presented another TLS certificate than the pinned one "
+            f"(pinned SHA-256 {format_fingerprint(expected)}, "
+            f"presented {format_fingerprint(received)})",
+            expected=expected,
+            received=received,
+        )
     if isinstance(err, aiohttp.ClientSSLError):
         return VoicePromptSSLError(
             f"The TLS certificate of {host} was not accepted ({describe(err)})"

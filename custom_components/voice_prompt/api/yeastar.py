@@ -38,8 +38,9 @@ from .exceptions import (
     VoicePromptResponseError,
     VoicePromptTokenError,
 )
-from .http import bounded, opt_str, transport_error, url_host
+from .http import bounded, number_text, opt_str, shown, transport_error, url_host
 from .singleflight import SingleFlight
+from .tls import CertificateCheck
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -267,19 +268,17 @@ def _targets(
     refuse: Callable[[object], VoicePromptInputError],
     noun: str,
 ) -> list[str]:
-    if isinstance(value, bool):
-        raise refuse(value)
-    if isinstance(value, (str, int)):
-        items: list[Any] = str(value).replace(";", ",").split(",")
-    elif isinstance(value, Sequence):
+    if (whole := number_text(value)) is not None:
+        items: list[Any] = whole.replace(";", ",").split(",")
+    elif isinstance(value, Sequence) and not isinstance(value, (bytes, bytearray)):
         items = list(value)
     else:
         raise refuse(value)
     targets: list[str] = []
     for item in items:
-        if not isinstance(item, (str, int)) or isinstance(item, bool):
+        if (text := number_text(item)) is None:
             raise refuse(item)
-        text = str(item).strip()
+        text = text.strip()
         if text == "":
             continue
         if not pattern.fullmatch(text):
@@ -295,20 +294,20 @@ def _targets(
 
 def _not_an_extension(value: object) -> VoicePromptInputError:
     return VoicePromptInputError(
-        f"{str(value)[:40]} is not an extension number (digits only, like 1000)"
+        f"{shown(value)} is not an extension number (digits only, like 1000)"
     )
 
 
 def _not_a_number(value: object) -> VoicePromptInputError:
     return VoicePromptInputError(
-        f"{str(value)[:40]} is not a number to call (an extension or group number like 1000, "
+        f"{shown(value)} is not a number to call (an extension or group number like 1000, "
         "or an external number like +4930123456)"
     )
 
 
 def _extension(value: object) -> str:
     """``dial_permission``: the extension whose outbound permission a call uses."""
-    text = "" if isinstance(value, bool) or not isinstance(value, (str, int)) else str(value)
+    text = number_text(value) or ""
     if not _EXTENSION.fullmatch(text.strip()):
         raise VoicePromptInputError(
             "dial_permission must be an extension number (digits only, like 1000)"
@@ -404,10 +403,14 @@ class YeastarClient:
         password: str | None = None,
         token: str | None = None,
         verify_ssl: bool = True,
+        certificate_sha256: str | None = None,
         request_timeout: float = DEFAULT_TIMEOUT,
         report_port: int = DEFAULT_REPORT_PORT,
     ) -> None:
-        """Use ``username`` + ``password``, or ``token``: exactly one of the two."""
+        """Use ``username`` + ``password``, or ``token``: exactly one of the two.
+
+        ``certificate_sha256`` pins the PBX's certificate (see :mod:`.tls`).
+        """
         if (password is None) == (token is None):
             raise ValueError("give either username and password, or a token")
         if password is not None and not username:
@@ -418,6 +421,8 @@ class YeastarClient:
         self.host = host
         self.port = port
         self.verify_ssl = verify_ssl
+        # A pinned certificate (its SHA-256) wins over verify_ssl: exactly that one is accepted.
+        self.certificate = CertificateCheck(verify=verify_ssl, sha256=certificate_sha256)
         self.mode = AuthMode.TOKEN if token is not None else AuthMode.CREDENTIALS
         self._username = username
         # The PBX login wants the MD5 of the password; the plain one is not kept.
@@ -625,6 +630,7 @@ class YeastarClient:
             "host": self.host,
             "port": self.port,
             "verify_ssl": self.verify_ssl,
+            **self.certificate.diagnostics(),
             "mode": str(self.mode),
             "logged_in": self._token is not None,
             # Unknown for a token given by the user: it was issued before we saw it.
@@ -882,8 +888,7 @@ class YeastarClient:
                     self._origin + api.path + path,
                     params={"token": token} if token else None,
                     json=body,
-                    # True defers to the session's own context; False skips verification.
-                    ssl=self.verify_ssl,
+                    ssl=self.certificate.ssl,
                     timeout=client_timeout,
                 ) as response:
                     if response.status != 200:

@@ -40,8 +40,9 @@ from .exceptions import (
     VoicePromptResponseError,
     VoicePromptTokenError,
 )
-from .http import bounded, opt_str, transport_error, url_host
+from .http import bounded, number_text, opt_str, shown, transport_error, url_host
 from .singleflight import SingleFlight
+from .tls import CertificateCheck
 from .yeastar import LOCKOUT_SECONDS, MAX_EXTENSIONS, MAX_IN_FLIGHT
 
 _LOGGER = logging.getLogger(__name__)
@@ -232,9 +233,9 @@ def error_for(
 
 def normalize_number(value: str | int) -> str:
     """One target number: extension or group digits, or an external number (+ or digits)."""
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
+    if (text := number_text(value)) is None:
         raise _not_a_number(value)
-    text = str(value).strip()
+    text = text.strip()
     if not _NUMBER.fullmatch(text):
         raise _not_a_number(value)
     return text
@@ -242,8 +243,8 @@ def normalize_number(value: str | int) -> str:
 
 def normalize_numbers(value: str | int | Sequence[str | int]) -> list[str]:
     """``"1000"``, ``"1000, +4930123"`` or a list → unique target numbers, in order."""
-    if isinstance(value, (str, int)) and not isinstance(value, bool):
-        items: Iterable[Any] = str(value).replace(";", ",").split(",")
+    if (whole := number_text(value)) is not None:
+        items: Iterable[Any] = whole.replace(";", ",").split(",")
     elif isinstance(value, Sequence) and not isinstance(value, (bytes, bytearray)):
         items = value
     else:
@@ -264,7 +265,7 @@ def normalize_numbers(value: str | int | Sequence[str | int]) -> list[str]:
 
 def _not_a_number(value: object) -> VoicePromptInputError:
     return VoicePromptInputError(
-        f"{str(value)[:40]} is not a number to call (an extension or group number like 1000, "
+        f"{shown(value)} is not a number to call (an extension or group number like 1000, "
         "or an external number like +4930123456)"
     )
 
@@ -306,13 +307,10 @@ def normalize_prompts(value: str | Sequence[str]) -> list[str]:
 
 
 def _extension(value: object) -> str:
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        text = ""
-    else:
-        text = str(value).strip()
+    text = (number_text(value) or "").strip()
     if not _EXTENSION.fullmatch(text):
         raise VoicePromptInputError(
-            f"dial_permission {str(value)[:40]} is not an extension number (digits, like 1000)"
+            f"dial_permission {shown(value)} is not an extension number (digits, like 1000)"
         )
     return text
 
@@ -418,20 +416,27 @@ class YeastarPClient:
         client_id: str,
         client_secret: str,
         verify_ssl: bool = True,
+        certificate_sha256: str | None = None,
         request_timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
-        """Use the Client ID and Client Secret of an application under Integrations > API."""
+        """Use the Client ID and Client Secret of an application under Integrations > API.
+
+        ``certificate_sha256`` pins the PBX's certificate (see :mod:`.tls`).
+        """
         if not client_id or not client_secret:
             raise ValueError("a Client ID and a Client Secret are needed")
         self._session = session
         self.host = host
         self.port = port
         self.verify_ssl = verify_ssl
+        # A pinned certificate (its SHA-256) wins over verify_ssl: exactly that one is accepted.
+        self.certificate = CertificateCheck(verify=verify_ssl, sha256=certificate_sha256)
         self._client_id = client_id
         self._client_secret = client_secret
         self._base_url = f"https://{url_host(host)}:{port}{API_PATH}"
         self._timeout = aiohttp.ClientTimeout(total=request_timeout)
         self._token_flight: SingleFlight[str] = SingleFlight()
+        self._upload_flights: dict[str, SingleFlight[YeastarPUpload]] = {}
         self._in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
         self._tokens: _Tokens | None = None
         self._auth_failed: VoicePromptError | None = None
@@ -560,15 +565,21 @@ class YeastarPClient:
             )
         if not _looks_like(kind, data):
             raise VoicePromptInputError(f"The audio data of prompt {prompt} is not {kind.upper()}")
-        if not overwrite and prompt in self._known_prompts:
+        if overwrite:
+            return await self._upload(prompt, kind, bytes(data), overwrite=True)
+        if prompt in self._known_prompts:
             return YeastarPUpload(prompt, False, True, self._known_prompts[prompt])
+        # Two actions speaking the same new message at once upload it once.
+        flight = self._upload_flights.setdefault(prompt, SingleFlight())
+        return await flight.run(lambda: self._upload(prompt, kind, bytes(data), overwrite=False))
 
+    async def _upload(
+        self, prompt: str, kind: PromptFormat, data: bytes, *, overwrite: bool
+    ) -> YeastarPUpload:
         def form() -> aiohttp.FormData:
             # Unquoted, as browsers send it: quoted, "Türklingel" would arrive as "T%C3%BCrklingel".
             body = aiohttp.FormData(quote_fields=False)
-            body.add_field(
-                "file", bytes(data), filename=f"{prompt}.{kind}", content_type=_SENT_TYPE[kind]
-            )
+            body.add_field("file", data, filename=f"{prompt}.{kind}", content_type=_SENT_TYPE[kind])
             body.add_field("is_check", "force" if overwrite else "ask")
             return body
 
@@ -600,6 +611,7 @@ class YeastarPClient:
             "host": self.host,
             "port": self.port,
             "verify_ssl": self.verify_ssl,
+            **self.certificate.diagnostics(),
             "has_token": tokens is not None,
             "token_valid_for_seconds": (
                 max(0.0, round(tokens.access_expires - now, 1)) if tokens else None
@@ -792,8 +804,7 @@ class YeastarPClient:
                     json=body,
                     data=form() if form else None,
                     headers={"User-Agent": USER_AGENT},
-                    # True defers to the session's own context; False skips verification.
-                    ssl=self.verify_ssl,
+                    ssl=self.certificate.ssl,
                     timeout=client_timeout,
                 ) as response:
                     if response.status != 200:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from .asterisk import AsteriskBackend
 from .base import (
     Backend,
     CallEvent,
@@ -24,7 +25,8 @@ from .yeastar_p import YeastarPBackend
 
 # In the order of the config flow's menu.
 BACKENDS: Final[dict[str, type[Backend]]] = {
-    backend.kind: backend for backend in (YeastarBackend, TeamsBackend, YeastarPBackend)
+    backend.kind: backend
+    for backend in (YeastarBackend, TeamsBackend, YeastarPBackend, AsteriskBackend)
 }
 
 __all__ = [

@@ -184,6 +184,17 @@ class Backend(ABC):
         return identity.name
 
     @classmethod
+    def certificate_address(cls, data: Mapping[str, Any]) -> tuple[str, int] | None:
+        """Where an entry with ``data`` pins a TLS certificate on first use: (host, port).
+
+        None when there is nothing to pin: plain HTTP, a certificate the system's CAs
+        vouch for (verification on), a cloud service. Otherwise the config flow shows
+        the certificate found there before any credential is sent, and stores its
+        fingerprint in the entry (``backends.certificate``).
+        """
+        return None
+
+    @classmethod
     def new_entry_data(cls, data: Mapping[str, Any]) -> dict[str, Any]:
         """The data a new entry stores (a backend may add generated values)."""
         return dict(data)

@@ -48,10 +48,19 @@ def clean_address(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, st
     return {**values, CONF_HOST: host, CONF_PORT: port or values[CONF_PORT]}, {}
 
 
+def pinned_address(data: Mapping[str, Any]) -> tuple[str, int] | None:
+    """The PBX's address when its certificate is pinned, i.e. not verified with the CAs."""
+    host, port = data.get(CONF_HOST), data.get(CONF_PORT)
+    if data.get(CONF_VERIFY_SSL, DEFAULT_VERIFY_SSL) or host is None or port is None:
+        return None  # verified, or no address (damaged data: the check itself then fails)
+    return str(host), int(port)
+
+
 def describe_address(data: Mapping[str, Any]) -> str:
-    """``host:port`` (an IPv6 address in brackets), for the form's error messages."""
+    """How the form's errors name the PBX: "the PBX at host:port" (IPv6 in brackets)."""
     host = str(data.get(CONF_HOST, ""))
-    return f"[{host}]:{data.get(CONF_PORT)}" if ":" in host else f"{host}:{data.get(CONF_PORT)}"
+    address = f"[{host}]:{data.get(CONF_PORT)}" if ":" in host else f"{host}:{data.get(CONF_PORT)}"
+    return f"the PBX at {address}"
 
 
 def named_play(

@@ -35,6 +35,7 @@ from ..const import LOGGER
 from ..errors import needs_reauth
 from ..validation import vol
 from .base import Backend, Capabilities, Identity, PlayRequest, PlayResult, VoicePromptConfigEntry
+from .certificate import ACCEPT_ANY_OPTION, CONF_CERTIFICATE_SHA256, CertificateGuard
 from .pbx import (
     CONF_DIAL_PERMISSION,
     DEFAULT_VERIFY_SSL,
@@ -45,6 +46,7 @@ from .pbx import (
     clean_address,
     describe_address,
     named_play,
+    pinned_address,
 )
 
 # Well inside the PBX's 30-minute idle limit; the client only sends a heartbeat when idle.
@@ -69,7 +71,7 @@ class YeastarBackend(Backend):
 
     kind = "yeastar"
     name = "Yeastar S-Series PBX"
-    options_schema = vol.Schema({vol.Optional(CONF_DIAL_PERMISSION): str})
+    options_schema = vol.Schema({vol.Optional(CONF_DIAL_PERMISSION): str, **ACCEPT_ANY_OPTION})
     flow_steps: ClassVar[Mapping[str, vol.Schema]] = {
         "yeastar": vol.Schema({**_CONNECTION, **CREDENTIALS_SCHEMA.schema, **VERIFY}),
         "yeastar_token": vol.Schema({**_CONNECTION, **TOKEN_SCHEMA.schema, **VERIFY}),
@@ -78,7 +80,8 @@ class YeastarBackend(Backend):
     def __init__(self, hass: HomeAssistant, entry: VoicePromptConfigEntry) -> None:
         """Build the client on Home Assistant's shared session."""
         super().__init__(hass, entry)
-        self.client = _client(hass, entry.data)
+        self._certificate = CertificateGuard(hass, entry, type(self))
+        self.client = _client(hass, entry.data, self._certificate.sha256)
         self.device: YeastarDeviceInfo | None = None
         self._local_ip: str | None = None
         self._blocked = BlockedRepair(hass, entry, self.client.host)
@@ -101,7 +104,7 @@ class YeastarBackend(Backend):
     @classmethod
     async def async_identify(cls, hass: HomeAssistant, data: Mapping[str, Any]) -> Identity:
         """Log in once and read the device; one submit costs one login at most."""
-        client = _client(hass, data)
+        client = _client(hass, data, data.get(CONF_CERTIFICATE_SHA256))
         try:
             info = await client.device_info()
         finally:
@@ -112,6 +115,11 @@ class YeastarBackend(Backend):
     def describe(cls, data: Mapping[str, Any]) -> str:
         """The PBX's address and port."""
         return describe_address(data)
+
+    @classmethod
+    def certificate_address(cls, data: Mapping[str, Any]) -> tuple[str, int] | None:
+        """The PBX's own address, unless its certificate is verified with the CAs."""
+        return pinned_address(data)
 
     @classmethod
     def title(cls, identity: Identity, data: Mapping[str, Any]) -> str:
@@ -153,14 +161,18 @@ class YeastarBackend(Backend):
     async def async_setup(self) -> None:
         """Log in, read what the PBX is, and keep the token alive."""
         try:
+            if (first_use := await self._certificate.async_first_use()) is not None:
+                self.client.certificate.pin(first_use)
             self.device = await self.client.device_info()
         except VoicePromptError as err:
             # The login may have worked before the failure: log out, or each setup retry
             # would leave another token alive at the PBX for 30 minutes.
             await self.client.async_close()
             self._blocked.update(err)
+            self._certificate.update(err)
             raise
         self._blocked.update(None)
+        self._certificate.update(None)
         # The coordinator refreshes only while someone listens; the keepalive is that someone.
         self.entry.async_on_unload(self._keepalive.async_add_listener(lambda: None))
 
@@ -175,9 +187,9 @@ class YeastarBackend(Backend):
             volume=request.volume,
             dial_permission=self.entry.options.get(CONF_DIAL_PERMISSION) or None,
         )
-        self._blocked.update(
-            played.failures[0][1] if played.failures and not played.calls else None
-        )
+        outcome = played.failures[0][1] if played.failures and not played.calls else None
+        self._blocked.update(outcome)
+        self._certificate.update(outcome)
         return self.async_placed(played.calls, played.failures)
 
     async def async_close(self) -> None:
@@ -200,6 +212,7 @@ class YeastarBackend(Backend):
             await self.client.async_keepalive(await self._async_local_ip())
         except VoicePromptError as err:
             self._blocked.update(err)
+            self._certificate.update(err)
             if needs_reauth(err):
                 raise ConfigEntryAuthFailed(err.message) from err
             # The next action logs in again if the token is gone; nothing is lost.
@@ -218,8 +231,10 @@ class YeastarBackend(Backend):
         return self._local_ip
 
 
-def _client(hass: HomeAssistant, data: Mapping[str, Any]) -> YeastarClient:
-    """A client on Home Assistant's shared session, from entry or form data."""
+def _client(
+    hass: HomeAssistant, data: Mapping[str, Any], certificate_sha256: str | None
+) -> YeastarClient:
+    """A client on Home Assistant's shared session, from entry or form data and a pin."""
     verify_ssl = bool(data.get(CONF_VERIFY_SSL, DEFAULT_VERIFY_SSL))
     return YeastarClient(
         async_get_clientsession(hass, verify_ssl=verify_ssl),
@@ -229,4 +244,5 @@ def _client(hass: HomeAssistant, data: Mapping[str, Any]) -> YeastarClient:
         password=data.get(CONF_PASSWORD),
         token=data.get(CONF_TOKEN),
         verify_ssl=verify_ssl,
+        certificate_sha256=certificate_sha256,
     )

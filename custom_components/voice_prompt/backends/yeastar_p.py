@@ -22,6 +22,7 @@ from ..api.yeastar_p import DEFAULT_PORT, PromptFormat, YeastarPClient, YeastarP
 from ..speech import Speech, SpeechFormat
 from ..validation import vol
 from .base import Backend, Capabilities, Identity, PlayRequest, PlayResult, VoicePromptConfigEntry
+from .certificate import ACCEPT_ANY_OPTION, CONF_CERTIFICATE_SHA256, CertificateGuard
 from .pbx import (
     CONF_DIAL_PERMISSION,
     DEFAULT_VERIFY_SSL,
@@ -32,6 +33,7 @@ from .pbx import (
     clean_address,
     describe_address,
     named_play,
+    pinned_address,
 )
 
 # Custom Prompts made from spoken messages: the prefix and 16 hex digits of the content hash.
@@ -60,14 +62,15 @@ class YeastarPBackend(Backend):
     flow_steps: ClassVar[Mapping[str, vol.Schema]] = {
         "yeastar_p": vol.Schema({**address_fields(DEFAULT_PORT), **_CREDENTIALS.schema, **VERIFY})
     }
-    options_schema = vol.Schema({vol.Optional(CONF_DIAL_PERMISSION): str})
+    options_schema = vol.Schema({vol.Optional(CONF_DIAL_PERMISSION): str, **ACCEPT_ANY_OPTION})
     # A spoken message is uploaded as a Custom Prompt: telephone-quality WAV stays small.
     speech_format = SpeechFormat("wav", 8000)
 
     def __init__(self, hass: HomeAssistant, entry: VoicePromptConfigEntry) -> None:
         """Build the client on Home Assistant's shared session."""
         super().__init__(hass, entry)
-        self.client = _client(hass, entry.data)
+        self._certificate = CertificateGuard(hass, entry, type(self))
+        self.client = _client(hass, entry.data, self._certificate.sha256)
         self.system: YeastarPSystemInfo | None = None
         self._blocked = BlockedRepair(hass, entry, self.client.host)
 
@@ -81,7 +84,7 @@ class YeastarPBackend(Backend):
     @classmethod
     async def async_identify(cls, hass: HomeAssistant, data: Mapping[str, Any]) -> Identity:
         """A token and the PBX's system information: one submit, one token."""
-        client = _client(hass, data)
+        client = _client(hass, data, data.get(CONF_CERTIFICATE_SHA256))
         try:
             info = await client.system_information()
         finally:
@@ -92,6 +95,11 @@ class YeastarPBackend(Backend):
     def describe(cls, data: Mapping[str, Any]) -> str:
         """The PBX's address and port."""
         return describe_address(data)
+
+    @classmethod
+    def certificate_address(cls, data: Mapping[str, Any]) -> tuple[str, int] | None:
+        """The PBX's own address, unless its certificate is verified with the CAs."""
+        return pinned_address(data)
 
     @classmethod
     def title(cls, identity: Identity, data: Mapping[str, Any]) -> str:
@@ -133,12 +141,16 @@ class YeastarPBackend(Backend):
     async def async_setup(self) -> None:
         """Get a token and read what the PBX is."""
         try:
+            if (first_use := await self._certificate.async_first_use()) is not None:
+                self.client.certificate.pin(first_use)
             self.system = await self.client.system_information()
         except VoicePromptError as err:
             await self.client.async_close()
             self._blocked.update(err)
+            self._certificate.update(err)
             raise
         self._blocked.update(None)
+        self._certificate.update(None)
 
     async def async_play(self, request: PlayRequest) -> PlayResult:
         """Ring every number (concurrently, bounded); the PBX answers without a call id."""
@@ -153,9 +165,9 @@ class YeastarPBackend(Backend):
             auto_answer=bool(request.autoanswer),
             dial_permission=self.entry.options.get(CONF_DIAL_PERMISSION) or None,
         )
-        self._blocked.update(
-            played.failures[0][1] if played.failures and not played.accepted else None
-        )
+        outcome = played.failures[0][1] if played.failures and not played.accepted else None
+        self._blocked.update(outcome)
+        self._certificate.update(outcome)
         # No call id: events 30011/30018 tell the outcome, matched by number.
         return self.async_placed(
             ((playback.number, None) for playback in played.accepted), played.failures
@@ -163,11 +175,15 @@ class YeastarPBackend(Backend):
 
     async def _async_upload(self, speech: Speech) -> str:
         """The spoken message as a Custom Prompt, named by its content: uploaded once."""
-        upload = await self.client.upload_prompt(
-            f"{SPEECH_PROMPT_PREFIX}{speech.key[:16]}",
-            speech.audio,
-            content_type=PromptFormat(speech.format.extension),
-        )
+        try:
+            upload = await self.client.upload_prompt(
+                f"{SPEECH_PROMPT_PREFIX}{speech.key[:16]}",
+                speech.audio,
+                content_type=PromptFormat(speech.format.extension),
+            )
+        except VoicePromptError as err:
+            self._certificate.update(err)
+            raise
         return upload.name
 
     async def async_close(self) -> None:
@@ -192,8 +208,10 @@ def _names(prompts: str | list[str]) -> list[str]:
     ]
 
 
-def _client(hass: HomeAssistant, data: Mapping[str, Any]) -> YeastarPClient:
-    """A client on Home Assistant's shared session, from entry or form data."""
+def _client(
+    hass: HomeAssistant, data: Mapping[str, Any], certificate_sha256: str | None
+) -> YeastarPClient:
+    """A client on Home Assistant's shared session, from entry or form data and a pin."""
     verify_ssl = bool(data.get(CONF_VERIFY_SSL, DEFAULT_VERIFY_SSL))
     return YeastarPClient(
         async_get_clientsession(hass, verify_ssl=verify_ssl),
@@ -202,4 +220,5 @@ def _client(hass: HomeAssistant, data: Mapping[str, Any]) -> YeastarPClient:
         client_id=data[CONF_CLIENT_ID],
         client_secret=data[CONF_CLIENT_SECRET],
         verify_ssl=verify_ssl,
+        certificate_sha256=certificate_sha256,
     )
