@@ -1128,7 +1128,19 @@ async def test_diagnostics(client: AriClient, fake: FakeAsterisk) -> None:
     """Websocket state, counters, no credentials."""
     await client.async_play("1000", ["beep"])
     diagnostics = client.diagnostics()
-    assert set(diagnostics) == {"url", "app", "verify_ssl", "events", "active_calls"}
+    assert set(diagnostics) == {
+        "url",
+        "app",
+        "verify_ssl",
+        "certificate_mode",
+        "certificate_sha256",
+        "events",
+        "active_calls",
+    }
+    assert (diagnostics["certificate_mode"], diagnostics["certificate_sha256"]) == (
+        "system_ca",
+        None,
+    )
     assert set(diagnostics["events"]) == DIAGNOSTICS_EVENTS
     assert diagnostics["url"] == fake.url
     assert diagnostics["events"]["state"] == "connected"

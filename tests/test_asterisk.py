@@ -527,7 +527,8 @@ async def test_options(
     """Technology of bare extensions and ring timeout; the next action uses them."""
     result = await hass.config_entries.options.async_init(loaded.entry_id)
     assert result["type"] is FlowResultType.FORM
-    assert schema_keys(result) == [CONF_TECHNOLOGY, CONF_RING_TIMEOUT]
+    # Not checking an https certificate is a choice there (off unless chosen).
+    assert schema_keys(result) == [CONF_TECHNOLOGY, CONF_RING_TIMEOUT, "accept_any_certificate"]
     assert defaults(result) == {CONF_TECHNOLOGY: "PJSIP", CONF_RING_TIMEOUT: 30}
     strings = OPTIONS_STRINGS["step"]["init"]
     assert {CONF_TECHNOLOGY, CONF_RING_TIMEOUT} <= set(strings["data_description"])

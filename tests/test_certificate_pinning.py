@@ -48,6 +48,7 @@ from custom_components.voice_prompt.api.tls import (
     normalize_fingerprint,
     read_certificate,
 )
+from custom_components.voice_prompt.backends import BACKENDS
 from custom_components.voice_prompt.backends.certificate import (
     CONF_ACCEPT_ANY_CERTIFICATE,
     CONF_CERTIFICATE_SHA256,
@@ -64,6 +65,7 @@ from homeassistant.const import (
     CONF_PASSWORD,
     CONF_PORT,
     CONF_TOKEN,
+    CONF_URL,
     CONF_USERNAME,
     CONF_VERIFY_SSL,
 )
@@ -72,7 +74,14 @@ from homeassistant.data_entry_flow import FlowResult, FlowResultType
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.setup import async_setup_component
+from tests.asterisk_fixtures import asterisk_data
 from tests.conftest import PASSWORD, SERIAL, play_prompt
+from tests.fakes.ari import (
+    DEFAULT_PASSWORD as ARI_PASSWORD,
+    DEFAULT_USERNAME as ARI_USERNAME,
+    FakeAsterisk,
+    FakePhone,
+)
 from tests.fakes.tls import certificate_sha256, make_self_signed_cert, server_ssl_context
 from tests.fakes.yeastar import FakeYeastarPBX
 from tests.fakes.yeastar_p import FakeYeastarP
@@ -1047,3 +1056,84 @@ async def test_a_certificate_changing_during_the_first_use_is_not_pinned(
     assert other.requests == []
     # Nothing was ever pinned, so there is no pin to replace either.
     assert _issue(hass, "certificate_changed", entry) is None
+
+
+# ------------------------------------------------------------------- Asterisk over https
+
+
+@pytest.fixture
+async def ari_https(
+    socket_enabled: None, server_ssl: ssl.SSLContext
+) -> AsyncGenerator[FakeAsterisk]:
+    """A fake Asterisk whose ARI is on https:// with the session's self-signed certificate."""
+    fake = FakeAsterisk(phones={"PJSIP/1000": FakePhone()}, time_scale=0.01)
+    await fake.start(ssl_context=server_ssl)
+    yield fake
+    await fake.close()
+
+
+async def test_asterisk_over_https_pins_and_refuses_a_changed_certificate(
+    hass: HomeAssistant,
+    repairs: None,
+    ari_https: FakeAsterisk,
+    session_sha256: str,
+    renewed: Certificate,
+) -> None:
+    """https ARI without CA verification: confirmed, pinned, a new certificate refused."""
+    user_input = asterisk_data(ari_https.url, ARI_USERNAME, ARI_PASSWORD)
+    del user_input["backend"]
+    result = await start_flow(hass, "asterisk")
+    result = await submit(hass, result["flow_id"], user_input, confirm_certificate=False)
+
+    assert result["step_id"] == "certificate"
+    assert (result["description_placeholders"] or {})["fingerprint"] == format_fingerprint(
+        session_sha256
+    )
+    assert ari_https.requests == []  # only the handshake before the confirmation
+    result = await submit(hass, result["flow_id"], {})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"][CONF_CERTIFICATE_SHA256] == session_sha256
+    await hass.async_block_till_done()
+    entry = result["result"]
+    assert entry.state is ConfigEntryState.LOADED
+    assert entry.runtime_data.client.certificate.sha256 == session_sha256
+    assert entry.runtime_data.diagnostics()["client"]["certificate_mode"] == "pinned"
+
+    await ari_https.use_certificate(renewed.context)
+    ari_https.requests.clear()
+    with pytest.raises(HomeAssistantError) as played:
+        await play_prompt(hass, entry, target="1000", prompt="hello-world")
+    assert played.value.translation_key == "certificate_changed"
+    assert ari_https.requests == []  # no originate, no credentials
+    issue = _issue(hass, "certificate_changed", entry)
+    assert issue is not None
+
+    result = await _fix(hass, issue.issue_id)
+    result = await _fix_submit(hass, result["flow_id"])
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    assert entry.data[CONF_CERTIFICATE_SHA256] == renewed.sha256
+    assert entry.state is ConfigEntryState.LOADED
+    response = await play_prompt(hass, entry, target="1000", prompt="hello-world")
+    assert [call["status"] for call in response["calls"]] == ["played"]
+
+
+async def test_asterisk_over_plain_http_pins_nothing(hass: HomeAssistant) -> None:
+    """Only https without CA verification has a certificate to pin."""
+    backend = BACKENDS["asterisk"]
+    assert (
+        backend.certificate_address({CONF_URL: "http://pbx:8088", CONF_VERIFY_SSL: False}) is None
+    )
+    assert (
+        backend.certificate_address({CONF_URL: "https://pbx:8089", CONF_VERIFY_SSL: True}) is None
+    )
+    assert backend.certificate_address({CONF_URL: "https://pbx", CONF_VERIFY_SSL: False}) == (
+        "pbx",
+        443,
+    )
+    assert backend.certificate_address(
+        {CONF_URL: "https://10.0.0.2:8089", CONF_VERIFY_SSL: False}
+    ) == (
+        "10.0.0.2",
+        8089,
+    )

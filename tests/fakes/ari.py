@@ -36,6 +36,7 @@ import aiohttp
 from aiohttp import web
 
 from . import emit as _emit, run_program, serve_until_stopped
+from .tls import restart_with_certificate
 
 VERSION = "22.10.1+dfsg+~cs6.17.60671434-1"
 ENTITY_ID = "02:fc:00:00:00:01"
@@ -217,6 +218,7 @@ class FakeAsterisk:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = asyncio.Event()
         self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
         self._counter = itertools.count(1)
         self._epoch = int(time.time())
         self._fetch_session: aiohttp.ClientSession | None = None
@@ -241,9 +243,19 @@ class FakeAsterisk:
             await runner.cleanup()
             raise
         self._runner = runner
+        self._site = site
         self.host = host
         self.port = int(runner.addresses[0][1])
         self.scheme = "https" if ssl_context is not None else "http"
+
+    async def use_certificate(self, ssl_context: ssl.SSLContext) -> None:
+        """Present another certificate from now on (a renewed one, or a machine in the middle)."""
+        assert self._runner is not None
+        assert self._site is not None
+        assert self.scheme == "https"
+        self._site = await restart_with_certificate(
+            self._runner, self._site, self.host, self.port, ssl_context
+        )
 
     async def close(self) -> None:
         """Stop everything: calls, websockets, the server."""

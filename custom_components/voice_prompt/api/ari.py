@@ -57,6 +57,7 @@ from .exceptions import (
     VoicePromptTimeoutError,
 )
 from .http import opt_str, transport_error, url_host
+from .tls import CertificateCheck
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -453,6 +454,7 @@ class AriClient:
         app: str = DEFAULT_APP,
         *,
         verify_ssl: bool = True,
+        certificate_sha256: str | None = None,
         request_timeout: float = DEFAULT_TIMEOUT,
         reconnect_delays: Sequence[float] = RECONNECT_DELAYS,
         heartbeat: float = HEARTBEAT,
@@ -481,6 +483,8 @@ class AriClient:
         self.url = parse_url(url)
         self.app = check_app(app)
         self.verify_ssl = verify_ssl
+        # A pinned certificate (its SHA-256) wins over verify_ssl: exactly that one is accepted.
+        self.certificate = CertificateCheck(verify=verify_ssl, sha256=certificate_sha256)
         parsed = URL(self.url)
         self.host = f"{url_host(parsed.host or '')}:{parsed.port}"
         self._rest = self.url + "/ari/"
@@ -697,6 +701,7 @@ class AriClient:
             "url": self.url,
             "app": self.app,
             "verify_ssl": self.verify_ssl,
+            **self.certificate.diagnostics(),
             "events": {
                 "state": str(self._state),
                 "connected": self.connected,
@@ -1060,7 +1065,7 @@ class AriClient:
                     self._rest + "events",
                     params={"app": self.app},
                     headers=self._headers,
-                    ssl=self.verify_ssl,
+                    ssl=self.certificate.ssl,
                     # Our own pings (_keepalive): aiohttp's heartbeat leaves a timer armed
                     # after close() on aiohttp 3.14.
                     autoping=False,
@@ -1289,7 +1294,7 @@ class AriClient:
                 self._rest + path,
                 params=params,
                 headers=self._headers,
-                ssl=self.verify_ssl,
+                ssl=self.certificate.ssl,
                 timeout=client_timeout,
                 allow_redirects=False,
             ) as response:

@@ -70,6 +70,7 @@ from .base import (
     PlayResult,
     VoicePromptConfigEntry,
 )
+from .certificate import ACCEPT_ANY_OPTION, CONF_CERTIFICATE_SHA256, CertificateGuard
 from .media import async_media_url, is_media_source
 from .pbx import DEFAULT_VERIFY_SSL, SECRET, VERIFY
 
@@ -128,6 +129,7 @@ class AsteriskBackend(Backend):
             vol.Required(CONF_RING_TIMEOUT, default=DEFAULT_RING_TIMEOUT): vol.All(
                 vol.Coerce(int), vol.Range(min=1, max=MAX_RING_TIMEOUT)
             ),
+            **ACCEPT_ANY_OPTION,
         }
     )
     # Asterisk plays WAV at the channel's rate: 8 kHz worked, 16 kHz and MP3 did not.
@@ -136,7 +138,10 @@ class AsteriskBackend(Backend):
     def __init__(self, hass: HomeAssistant, entry: VoicePromptConfigEntry) -> None:
         """Build the client on Home Assistant's shared session and listen to its events."""
         super().__init__(hass, entry)
-        self.client = _client(hass, entry.data, entry.data.get(CONF_APP, DEFAULT_APP))
+        self._certificate = CertificateGuard(hass, entry, type(self))
+        self.client = _client(
+            hass, entry.data, entry.data.get(CONF_APP, DEFAULT_APP), self._certificate.sha256
+        )
         self.info: AriInfo | None = None
         self._calls: dict[str, _Call] = {}  # channel id → call
         self._remove_listener = self.client.add_listener(self._on_event)
@@ -159,13 +164,23 @@ class AsteriskBackend(Backend):
         return values, errors
 
     @classmethod
+    def certificate_address(cls, data: Mapping[str, Any]) -> tuple[str, int] | None:
+        """An https ARI URL whose certificate is not verified with the CAs is pinned."""
+        url = URL(str(data.get(CONF_URL, "")))
+        if url.scheme != "https" or data.get(CONF_VERIFY_SSL, DEFAULT_VERIFY_SSL) or not url.host:
+            return None
+        return url.host, url.port or 443
+
+    @classmethod
     async def async_identify(cls, hass: HomeAssistant, data: Mapping[str, Any]) -> Identity:
         """``/ari/asterisk/info``, then the event websocket (a proxy may refuse that one).
 
         The websocket registers an application of its own: the entry's would take the
         events of a loaded entry of the same Asterisk over (ApplicationReplaced).
         """
-        client = _client(hass, data, f"vp-check-{uuid.uuid4().hex[:12]}")
+        client = _client(
+            hass, data, f"vp-check-{uuid.uuid4().hex[:12]}", data.get(CONF_CERTIFICATE_SHA256)
+        )
         try:
             info = await client.asterisk_info()
             await client.async_start()
@@ -221,11 +236,15 @@ class AsteriskBackend(Backend):
     async def async_setup(self) -> None:
         """Read what the server is and connect the event websocket (kept up from then on)."""
         try:
+            if (first_use := await self._certificate.async_first_use()) is not None:
+                self.client.certificate.pin(first_use)
             self.info = await self.client.asterisk_info()
             await self.client.async_start()
-        except VoicePromptError:
+        except VoicePromptError as err:
             await self.client.async_close()
+            self._certificate.update(err)
             raise
+        self._certificate.update(None)
         # Home Assistant stops without unloading entries: the websocket must not linger.
         self._unsub_stop = self.hass.bus.async_listen_once(
             EVENT_HOMEASSISTANT_STOP, self._async_stop
@@ -266,6 +285,7 @@ class AsteriskBackend(Backend):
                 failures.append((target, outcome))
         result = self.async_placed((), failures)
         result.calls = [outcome for outcome in outcomes if isinstance(outcome, CallResult)]
+        self._certificate.update(failures[0][1] if failures and not result.calls else None)
         return result
 
     async def async_close(self) -> None:
@@ -427,8 +447,10 @@ def _named(name: str, url: str) -> str:
     return f"{name} (from {URL(url).origin()})"
 
 
-def _client(hass: HomeAssistant, data: Mapping[str, Any], app: str) -> AriClient:
-    """A client on Home Assistant's shared session, from entry or form data."""
+def _client(
+    hass: HomeAssistant, data: Mapping[str, Any], app: str, certificate_sha256: str | None
+) -> AriClient:
+    """A client on Home Assistant's shared session, from entry or form data and a pin."""
     verify_ssl = bool(data.get(CONF_VERIFY_SSL, DEFAULT_VERIFY_SSL))
     return AriClient(
         async_get_clientsession(hass, verify_ssl=verify_ssl),
@@ -437,4 +459,5 @@ def _client(hass: HomeAssistant, data: Mapping[str, Any], app: str) -> AriClient
         data[CONF_PASSWORD],
         app,
         verify_ssl=verify_ssl,
+        certificate_sha256=certificate_sha256,
     )
