@@ -186,16 +186,20 @@ async def open_voice_prompt_menu(walk: Walk) -> None:
     await expect(page.get_by_text(PBX_MENU_ITEM)).to_be_visible()
 
 
-async def submit(page: Page, expected: Locator) -> None:
+async def submit(page: Page, expected: Locator, walk: Walk | None = None) -> None:
     """Submit a form and wait for ``expected``; confirm a self-signed certificate on the way.
 
     With certificate verification off, the flow first shows the PBX's certificate for the
-    user to compare and accept.
+    user to compare and accept (saved as certificate_confirm.png when ``walk`` is given).
     """
     await page.get_by_role("button", name="Submit").click()
     certificate = page.get_by_text("SHA-256 fingerprint")
     await expect(expected.or_(certificate).first).to_be_visible()
     if await certificate.is_visible():
+        await expect(page.get_by_text("Trust this certificate?")).to_be_visible()
+        if walk is not None:
+            await walk.no_raw_placeholders("certificate confirmation")
+            await walk.shot("certificate_confirm.png")
         await page.get_by_role("button", name="Submit").click()
     await expect(expected).to_be_visible()
 
@@ -217,6 +221,7 @@ async def add_pbx(walk: Walk, port: int) -> None:
         await submit(
             page,
             page.get_by_text(f"These credentials were refused by the PBX at 127.0.0.1:{port}."),
+            walk,
         )
         # The help text shows the example address as text, not as a link.
         await expect(page.get_by_role("link", name="https://192.168.5.150:8088")).to_have_count(0)

@@ -34,6 +34,7 @@ STEPS = [
 # Each one is in README.md.
 SCREENSHOTS = [
     "add_integration_menu.png",
+    "certificate_confirm.png",
     "yeastar_form_error.png",
     "action_developer_tools.png",
     "action_refused.png",
