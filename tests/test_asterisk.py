@@ -842,6 +842,39 @@ async def test_several_targets_outcomes_and_events(
     assert f"Played on 6 of 7 targets of {TITLE}; failed: 1002: {NOT_REGISTERED}" in caplog.text
 
 
+async def test_a_key_acknowledges_and_ends_the_call(
+    hass: HomeAssistant, fake: FakeAsterisk, loaded: MockConfigEntry
+) -> None:
+    """acknowledge: the callee pressing that key confirms it and the call ends.
+
+    (One who presses nothing hears the prompts and gets the client's key timeout: in the
+    client's tests, on the fake's clock.)
+    """
+    entity_id = _event_entity(hass, loaded)
+    changes = async_capture_events(hass, EVENT_STATE_CHANGED)
+
+    response = await play_prompt(hass, loaded, target="1001", prompt="hello-world", acknowledge="5")
+    await hass.async_block_till_done()
+
+    (call,) = response["calls"]
+    assert (call["target"], call["status"], call["hung_up"]) == ("1001", "acknowledged", True)
+    assert call["digits"].startswith("5")
+    fired = [(e["target"], e["event_type"]) for e in _fired(changes, entity_id)]
+    assert fired[-1] == ("1001", "acknowledged")
+
+
+async def test_an_acknowledge_key_must_be_a_key(
+    hass: HomeAssistant, fake: FakeAsterisk, loaded: MockConfigEntry
+) -> None:
+    """A key that no phone has is refused in words before anything is sent."""
+    fake.requests.clear()
+    with pytest.raises(ServiceValidationError) as exc_info:
+        await play_prompt(hass, loaded, target="1000", prompt="beep", acknowledge="ok")
+    assert exc_info.value.translation_key == "invalid_input"
+    assert "ok is not a key (0-9, *, #, A-D)" in str(exc_info.value)
+    assert _originated(fake) == []
+
+
 async def test_missing_sound_is_an_error_naming_it(
     hass: HomeAssistant, fake: FakeAsterisk, loaded: MockConfigEntry
 ) -> None:

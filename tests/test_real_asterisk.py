@@ -263,6 +263,32 @@ async def test_keys_pressed_are_reported(
     assert [attributes["digits"] for attributes in played] == ["5"]
 
 
+async def test_a_real_key_press_acknowledges(
+    hass: HomeAssistant, pbx: RealPbx, loaded: MockConfigEntry
+) -> None:
+    """acknowledge: the phone presses 1 during a long sound; the call ends acknowledged."""
+    phone = pbx.phone("1000")
+    pressed: list[asyncio.Task[Any]] = []
+
+    async def press_soon() -> None:
+        await asyncio.sleep(0.3)
+        await phone.press("1")
+
+    def on_event(event: AriEvent) -> None:
+        if event.type is AriEventType.PLAYBACK_STARTED and not pressed:
+            pressed.append(asyncio.get_running_loop().create_task(press_soon()))
+
+    loaded.runtime_data.client.add_listener(on_event)
+    started = time.monotonic()
+    response = await play_prompt(hass, loaded, target="1000", prompt="tt-monkeys", acknowledge="1")
+    await asyncio.gather(*pressed)
+
+    (call,) = response["calls"]
+    assert (call["status"], call["digits"], call["hung_up"]) == ("acknowledged", "1", True)
+    # tt-monkeys lasts about 14 s: the key ended it long before.
+    assert time.monotonic() - started < 8
+
+
 async def test_busy_and_no_answer(
     hass: HomeAssistant, pbx: RealPbx, loaded: MockConfigEntry
 ) -> None:

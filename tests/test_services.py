@@ -739,6 +739,7 @@ async def test_target_and_extension_together_are_refused(
         ({"loop": False}, "loop"),
         ({"hang_up": False}, "hang_up"),
         ({"client_context": "doorbell-1"}, "client_context"),
+        ({"acknowledge": "1"}, "acknowledge"),  # no key presses reach Home Assistant
         (
             {"loop": True, "call_id": "abc", "hang_up": True, "client_context": "x"},
             "call_id, client_context, hang_up, loop",

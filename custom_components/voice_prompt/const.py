@@ -27,6 +27,7 @@ ATTR_CALL_ID: Final = "call_id"
 ATTR_CLIENT_CONTEXT: Final = "client_context"
 ATTR_LOOP: Final = "loop"
 ATTR_HANG_UP: Final = "hang_up"
+ATTR_ACKNOWLEDGE: Final = "acknowledge"
 
 # Config subentry type of a named target (notify entity + announce button).
 SUBENTRY_TARGET: Final = "target"

@@ -14,6 +14,7 @@ import homeassistant.helpers.config_validation as cv
 from .api import VoicePromptError, VoicePromptInputError
 from .backends import PlayRequest, PlayResult, VoicePromptConfigEntry
 from .const import (
+    ATTR_ACKNOWLEDGE,
     ATTR_AUTOANSWER,
     ATTR_CALL_ID,
     ATTR_CLIENT_CONTEXT,
@@ -80,6 +81,7 @@ PLAY_PROMPT_SCHEMA: Final = vol.Schema(
         vol.Optional(ATTR_CLIENT_CONTEXT): cv.string,
         vol.Optional(ATTR_LOOP): cv.boolean,
         vol.Optional(ATTR_HANG_UP): cv.boolean,
+        vol.Optional(ATTR_ACKNOWLEDGE): cv.string,
     }
 )
 # The capability (a Capabilities field) each optional field needs.
@@ -95,6 +97,7 @@ FIELD_CAPABILITIES: Final = {
     ATTR_CLIENT_CONTEXT: "client_context",
     ATTR_LOOP: "loop",
     ATTR_HANG_UP: "hang_up",
+    ATTR_ACKNOWLEDGE: "dtmf",
 }
 _REQUEST_FIELDS: Final = frozenset(item.name for item in fields(PlayRequest))
 

@@ -270,7 +270,9 @@ class AsteriskBackend(Backend):
             media, shown = await self._media(request, served)
             outcomes = await asyncio.gather(
                 *(
-                    self._async_call(target, technology, media, ring_timeout, repeat)
+                    self._async_call(
+                        target, technology, media, ring_timeout, repeat, request.acknowledge
+                    )
                     for target in targets
                 )
             )
@@ -334,7 +336,13 @@ class AsteriskBackend(Backend):
         return [normalize_media(item) for item in items], shown
 
     async def _async_call(
-        self, target: str, technology: str, media: list[str], ring_timeout: int, repeat: int
+        self,
+        target: str,
+        technology: str,
+        media: list[str],
+        ring_timeout: int,
+        repeat: int,
+        acknowledge: str | None,
     ) -> CallResult | VoicePromptError:
         """One target's call to its end: its result, or the error that ended it."""
         channel_id = f"vp-{uuid.uuid4().hex}"
@@ -345,6 +353,7 @@ class AsteriskBackend(Backend):
                 media,
                 ring_timeout=ring_timeout,
                 repeat=repeat,
+                acknowledge_digit=acknowledge,
                 channel_id=channel_id,
             )
         except VoicePromptError as err:

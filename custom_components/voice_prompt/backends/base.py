@@ -80,6 +80,7 @@ class PlayRequest:
     client_context: str | None = None
     loop: bool | None = None
     hang_up: bool | None = None
+    acknowledge: str | None = None  # the key the callee presses to confirm
 
 
 @dataclass(slots=True, kw_only=True)
