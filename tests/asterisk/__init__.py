@@ -45,6 +45,7 @@ import signal
 import socket
 import string
 import subprocess
+import sys
 import tempfile
 import time
 from types import TracebackType
@@ -412,11 +413,43 @@ class Phone:
         await asyncio.to_thread(self.pbx.wait_registered, self.number)
 
     async def reset(self) -> None:
-        """Back to answering by itself, no DND, registered."""
+        """Back to answering by itself, no DND, registered; running again if it died.
+
+        baresip has been seen to exit between tests (its control port then refuses): it is
+        started again, and what it logged last goes to stderr for the test report.
+        """
+        if self.process is None or not self.process.alive():
+            if self.process is not None:
+                print(f"baresip {self.number} had exited:\n{self.process.tail()}", file=sys.stderr)
+            self.stop()
+            self.start()
+            await self._registered_again()
         if self.pbx.endpoint_state(self.number) != "online":
             await self.register()
         await self.set_answer("auto")
         await self.set_dnd(False)
+
+    async def _registered_again(self) -> None:
+        """Wait until the restarted baresip registered (its SIP port in the contact) and listens.
+
+        Asterisk keeps the dead phone's contact until it expires, so "online" alone says
+        nothing here.
+        """
+        deadline = time.monotonic() + START_TIMEOUT
+        while f"127.0.0.1:{self.sip_port}" not in await asyncio.to_thread(
+            self.pbx.cli, f"pjsip show aor {self.number}"
+        ):
+            if self.process is None or not self.process.alive() or time.monotonic() > deadline:
+                raise PbxError(f"baresip {self.number} did not register again")
+            await asyncio.sleep(0.05)
+        while True:  # and its control port listens (the same port may have been reused)
+            try:
+                async with self._control():
+                    return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise PbxError(f"baresip {self.number} did not open its control port") from None
+                await asyncio.sleep(0.05)
 
     # -- what it heard --------------------------------------------------------------
 
