@@ -845,7 +845,9 @@ class AriClient:
             elif linger:
                 await self._wait_digit(call, None, self._hangup_delay)  # the last words arrive
         except _CallEndedError:
-            pass
+            # The callee hung up: ChannelDestroyed, with the cause, may still be on its way
+            # (Asterisk sends StasisEnd and a failed PlaybackFinished first).
+            await self._wait_destroyed(call)
         return result
 
     async def _wait_answer(self, call: _Call, seconds: float) -> AriCallStatus | None:
