@@ -384,7 +384,8 @@ class Phone:
                 yield
             finally:
                 watcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError, OSError):
+                # A phone that exited ends the watcher with EOF or a reset connection.
+                with contextlib.suppress(asyncio.CancelledError, OSError, EOFError):
                     await watcher
         # baresip 1.1.0 sometimes exits right after declining ("auframe: init: unsupported
         # sample format"), once the 486 is out: reset() starts it again if so.
@@ -434,7 +435,7 @@ class Phone:
                 await self.set_answer("auto")
                 await self.set_dnd(False)
                 return
-            except OSError:  # it exited while being told (see rejecting): once more
+            except (OSError, EOFError):  # it exited while being told (see rejecting): once more
                 if attempt:
                     raise
                 await asyncio.sleep(0.5)  # let it finish exiting
