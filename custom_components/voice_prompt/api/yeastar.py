@@ -251,7 +251,7 @@ def normalize_numbers(value: str | int | Sequence[str | int]) -> list[str]:
     Extensions and paging groups are digits; external numbers are digits, optionally
     after a leading +. Which is which only the PBX knows.
     """
-    return _targets(value, _NUMBER, _not_a_number, "number")
+    return _targets(value, _NUMBER, not_a_number, "number")
 
 
 def firmware_supports_v2(firmware: str | None) -> bool:
@@ -298,7 +298,8 @@ def _not_an_extension(value: object) -> VoicePromptInputError:
     )
 
 
-def _not_a_number(value: object) -> VoicePromptInputError:
+def not_a_number(value: object) -> VoicePromptInputError:
+    """The refusal of a target that is no number to call (shared with the P-Series)."""
     return VoicePromptInputError(
         f"{shown(value)} is not a number to call (an extension or group number like 1000, "
         "or an external number like +4930123456)"
@@ -658,7 +659,7 @@ class YeastarClient:
     ) -> tuple[list[str], _Play, list[str]]:
         """Validate a play: its targets, what it sends, and what of it needs API v2."""
         if self._api is ApiVersion.V2:
-            numbers = _targets(targets, _NUMBER, _not_a_number, "number")
+            numbers = _targets(targets, _NUMBER, not_a_number, "number")
         else:
             # The same numbers, in words for a PBX that may only ring extensions.
             numbers = _targets(targets, _NUMBER, _not_an_extension, "extension")

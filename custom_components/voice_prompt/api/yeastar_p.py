@@ -43,7 +43,7 @@ from .exceptions import (
 from .http import bounded, number_text, opt_str, shown, transport_error, url_host
 from .singleflight import SingleFlight
 from .tls import CertificateCheck
-from .yeastar import LOCKOUT_SECONDS, MAX_EXTENSIONS, MAX_IN_FLIGHT
+from .yeastar import LOCKOUT_SECONDS, MAX_EXTENSIONS, MAX_IN_FLIGHT, not_a_number
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -234,10 +234,10 @@ def error_for(
 def normalize_number(value: str | int) -> str:
     """One target number: extension or group digits, or an external number (+ or digits)."""
     if (text := number_text(value)) is None:
-        raise _not_a_number(value)
+        raise not_a_number(value)
     text = text.strip()
     if not _NUMBER.fullmatch(text):
-        raise _not_a_number(value)
+        raise not_a_number(value)
     return text
 
 
@@ -248,7 +248,7 @@ def normalize_numbers(value: str | int | Sequence[str | int]) -> list[str]:
     elif isinstance(value, Sequence) and not isinstance(value, (bytes, bytearray)):
         items = value
     else:
-        raise _not_a_number(value)
+        raise not_a_number(value)
     numbers = list(
         dict.fromkeys(
             normalize_number(item)
@@ -261,13 +261,6 @@ def normalize_numbers(value: str | int | Sequence[str | int]) -> list[str]:
     if len(numbers) > MAX_NUMBERS:
         raise VoicePromptInputError(f"At most {MAX_NUMBERS} numbers can be called at once")
     return numbers
-
-
-def _not_a_number(value: object) -> VoicePromptInputError:
-    return VoicePromptInputError(
-        f"{shown(value)} is not a number to call (an extension or group number like 1000, "
-        "or an external number like +4930123456)"
-    )
 
 
 def normalize_prompt_name(value: object) -> str:
