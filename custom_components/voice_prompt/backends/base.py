@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields
-from enum import StrEnum
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from homeassistant.config_entries import ConfigEntry
@@ -15,26 +14,13 @@ from homeassistant.helpers.dispatcher import async_dispatcher_send
 
 from ..api import VoicePromptError
 from ..const import DOMAIN, SIGNAL_CALL_EVENT
-from ..speech import Speech, SpeechFormat
+from ..speech import SpeechFormat
 from ..validation import vol
+from .calls import CallEvent, CallFailure, CallResult, CallStatus, PlayRequest, PlayResult
+from .outcomes import CallOutcomes
 
 if TYPE_CHECKING:
     from homeassistant.const import Platform
-
-
-class CallStatus(StrEnum):
-    """What happened to a call, the same words for every backend."""
-
-    PLACED = "placed"  # the backend accepted the call; nothing more is known
-    RINGING = "ringing"
-    ANSWERED = "answered"
-    PLAYED = "played"  # the prompts played to the end
-    ACKNOWLEDGED = "acknowledged"
-    NO_ANSWER = "no_answer"
-    BUSY = "busy"
-    REJECTED = "rejected"
-    FAILED = "failed"
-    ENDED = "ended"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -60,64 +46,6 @@ class Capabilities:
     def names(self) -> list[str]:
         """The capabilities this backend has, for diagnostics."""
         return [item.name for item in fields(self) if getattr(self, item.name)]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PlayRequest:
-    """One ``play_prompt`` action, validated for types, for the entry's backend.
-
-    Optional fields are None when the caller left them out; the action has already
-    refused every field the backend's capabilities do not cover.
-    """
-
-    targets: tuple[str, ...] = ()
-    prompts: tuple[str | Mapping[str, Any], ...] = ()
-    speech: Speech | None = None  # the message, rendered; it plays before the prompts
-    repeat: int | None = None
-    volume: int | None = None
-    autoanswer: bool | None = None
-    call_id: str | None = None
-    client_context: str | None = None
-    loop: bool | None = None
-    hang_up: bool | None = None
-    acknowledge: str | None = None  # the key the callee presses to confirm
-
-
-@dataclass(slots=True, kw_only=True)
-class CallResult:
-    """One call the backend placed (or played into)."""
-
-    target: str
-    call_id: str | None
-    status: CallStatus
-    extras: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(slots=True, kw_only=True)
-class CallFailure:
-    """One target the backend could not call."""
-
-    target: str
-    error: VoicePromptError
-
-
-@dataclass(slots=True)
-class PlayResult:
-    """What an action did: calls placed, and the targets that failed."""
-
-    calls: list[CallResult] = field(default_factory=list)
-    failed: list[CallFailure] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CallEvent:
-    """Something that happened to a call, for the entry's event entity."""
-
-    status: CallStatus
-    target: str | None = None
-    call_id: str | None = None
-    reason: str | None = None
-    extras: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +79,7 @@ class Backend(ABC):
         """Bind to the entry; nothing is contacted before ``async_setup``."""
         self.hass = hass
         self.entry = entry
+        self.outcomes = CallOutcomes()
 
     # -- config flow (class level: there is no entry yet) -------------------------------
 
@@ -253,9 +182,17 @@ class Backend(ABC):
             )
         return result
 
+    async def async_hang_up(self, call_id: str) -> bool:
+        """End a call this entry placed, if the system can; False when it cannot.
+
+        The default cannot: the system ends the call itself when its prompts end.
+        """
+        return False
+
     @callback
     def async_report(self, event: CallEvent) -> None:
-        """Hand a call event to the entry's event entity."""
+        """Hand a call event to whoever waits for the call and to the entry's entities."""
+        self.outcomes.feed(event)
         async_dispatcher_send(self.hass, SIGNAL_CALL_EVENT.format(self.entry.entry_id), event)
 
     @property
@@ -265,3 +202,16 @@ class Backend(ABC):
 
 
 type VoicePromptConfigEntry = ConfigEntry[Backend]
+
+__all__ = [
+    "Backend",
+    "CallEvent",
+    "CallFailure",
+    "CallResult",
+    "CallStatus",
+    "Capabilities",
+    "Identity",
+    "PlayRequest",
+    "PlayResult",
+    "VoicePromptConfigEntry",
+]
