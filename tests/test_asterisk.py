@@ -219,7 +219,7 @@ def _call(target: str, channel_id: str, **changes: Any) -> dict[str, Any]:
         "status": "played",
         "endpoint": endpoint,
         "cause": 16,
-        "cause_text": "Normal Clearing",
+        "reason": "Normal Clearing",
         "played": 1,
         "digits": "",
         "hung_up": True,
@@ -279,7 +279,7 @@ async def test_already_configured_leaves_the_loaded_entry_alone(
     assert_abort(result, "already_configured")
     assert fake.events("ApplicationReplaced") == []
     assert loaded.runtime_data.client.state is AriSocketState.CONNECTED
-    response = await play_prompt(hass, loaded, target="1000", prompt="beep")
+    response = await play_prompt(hass, loaded, target="1000", prompt="beep", wait=True)
     assert response["calls"][0]["status"] == "played"
 
 
@@ -540,7 +540,9 @@ async def test_options(
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert loaded.options == {CONF_TECHNOLOGY: "SIP", CONF_RING_TIMEOUT: 12}
 
-    response = await play_prompt(hass, loaded, target=["2000", "PJSIP/1000"], prompt="beep")
+    response = await play_prompt(
+        hass, loaded, target=["2000", "PJSIP/1000"], prompt="beep", wait=True
+    )
     assert [call["status"] for call in response["calls"]] == ["played", "played"]
     assert sorted(_originated(fake)) == ["PJSIP/1000", "SIP/2000"]
     assert {r.params["timeout"] for r in fake.calls("originate")} == {"12"}
@@ -646,7 +648,7 @@ async def test_play_a_sound(
     hass: HomeAssistant, fake: FakeAsterisk, loaded: MockConfigEntry
 ) -> None:
     """A prompt name is an Asterisk sound; the call is originated into the application."""
-    response = await play_prompt(hass, loaded, target="1000", prompt="hello-world")
+    response = await play_prompt(hass, loaded, target="1000", prompt="hello-world", wait=True)
 
     (call,) = response["calls"]
     assert call["call_id"].startswith("vp-")
@@ -675,6 +677,7 @@ async def test_what_plays(
         target="1000",
         prompt=["hello-world+beep", "digits/5", "sound:goodbye", f"/local/{LOCAL_WAV}"],
         repeat=2,
+        wait=True,
     )
 
     assert response["calls"][0]["status"] == "played"
@@ -695,7 +698,12 @@ async def test_spoken_message(
 ) -> None:
     """Rendered once (8 kHz WAV), served under a random name while the calls last."""
     response = await play_prompt(
-        hass, loaded, target=["1000", "PJSIP/trunk"], message="Lunch is ready", prompt="beep"
+        hass,
+        loaded,
+        target=["1000", "PJSIP/trunk"],
+        message="Lunch is ready",
+        prompt="beep",
+        wait=True,
     )
 
     assert [call["played"] for call in response["calls"]] == [2, 2]
@@ -720,15 +728,17 @@ async def test_speech_that_asterisk_cannot_fetch_hides_its_url(
     """The internal URL is one Asterisk cannot reach: the error says where, no token."""
     await hass.config.async_update(internal_url=f"http://127.0.0.1:{closed_port}")
 
-    with pytest.raises(ServiceValidationError) as caught:
-        await play_prompt(hass, loaded, target="1000", message="Lunch is ready")
+    response = await play_prompt(hass, loaded, target="1000", message="Lunch is ready", wait=True)
 
-    message = str(caught.value)
+    (call,) = response["calls"]
+    assert call["status"] == "failed"
+    message = call["reason"]
     assert f"could not play the spoken message (from http://127.0.0.1:{closed_port})" in message
     (sent,) = _played(fake)
     name = sent.split("/")[-1]
     assert name.endswith(".wav")
     assert name not in message + caplog.text
+    assert f"{TITLE}: the call to 1000 failed: Asterisk could not play" in caplog.text
 
 
 async def test_media_source(
@@ -740,15 +750,15 @@ async def test_media_source(
     """A media-source id is resolved to a signed URL on the internal URL, which errors hide."""
     good, wide = (f"media-source://media_source/local/{name}" for name in (LOCAL_WAV, WIDE_WAV))
 
-    response = await play_prompt(hass, loaded, target="1000", prompt=good)
+    response = await play_prompt(hass, loaded, target="1000", prompt=good, wait=True)
     assert response["calls"][0]["status"] == "played"
     (fetched,) = fake.media_fetches
     assert fetched.startswith(f"{ha_url}/media/local/{LOCAL_WAV}?authSig=")
 
-    with pytest.raises(ServiceValidationError) as caught:
-        await play_prompt(hass, loaded, target="1000", prompt=wide)
-    assert f"could not play {wide} (from {ha_url}): no such sound" in str(caught.value)
-    assert "authSig" not in str(caught.value)
+    response = await play_prompt(hass, loaded, target="1000", prompt=wide, wait=True)
+    reason = response["calls"][0]["reason"]
+    assert f"could not play {wide} (from {ha_url}): no such sound" in reason
+    assert "authSig" not in reason
 
 
 async def test_internal_url_required(
@@ -786,6 +796,7 @@ async def test_several_targets_outcomes_and_events(
         loaded,
         target=["1000, 1001", "1002", "1003", "1004", "1005", TRUNK, "1000"],
         prompt="hello-world",
+        wait=True,
     )
     await hass.async_block_till_done()
 
@@ -796,7 +807,7 @@ async def test_several_targets_outcomes_and_events(
         "1000": _call("1000", calls["1000"]["call_id"]),
         "1001": _call("1001", calls["1001"]["call_id"], digits="5#"),
         "1003": _call(
-            "1003", calls["1003"]["call_id"], status="busy", cause=17, cause_text="User busy"
+            "1003", calls["1003"]["call_id"], status="busy", cause=17, reason="User busy"
         )
         | unanswered,
         "1004": _call(
@@ -804,7 +815,7 @@ async def test_several_targets_outcomes_and_events(
             calls["1004"]["call_id"],
             status="no_answer",
             cause=19,
-            cause_text="User alerting, no answer",
+            reason="User alerting, no answer",
         )
         | unanswered,
         "1005": _call(
@@ -812,7 +823,7 @@ async def test_several_targets_outcomes_and_events(
             calls["1005"]["call_id"],
             status="rejected",
             cause=21,
-            cause_text="Call Rejected",
+            reason="Call Rejected",
         )
         | unanswered,
         TRUNK: _call(TRUNK, calls[TRUNK]["call_id"]),
@@ -853,7 +864,9 @@ async def test_a_key_acknowledges_and_ends_the_call(
     entity_id = _event_entity(hass, loaded)
     changes = async_capture_events(hass, EVENT_STATE_CHANGED)
 
-    response = await play_prompt(hass, loaded, target="1001", prompt="hello-world", acknowledge="5")
+    response = await play_prompt(
+        hass, loaded, target="1001", prompt="hello-world", acknowledge="5", wait=True
+    )
     await hass.async_block_till_done()
 
     (call,) = response["calls"]
@@ -875,20 +888,20 @@ async def test_an_acknowledge_key_must_be_a_key(
     assert _originated(fake) == []
 
 
-async def test_missing_sound_is_an_error_naming_it(
+async def test_missing_sound_is_a_failed_call_naming_it(
     hass: HomeAssistant, fake: FakeAsterisk, loaded: MockConfigEntry
 ) -> None:
-    """Asterisk accepts /play for any name; the failed playback becomes the caller's error."""
+    """Asterisk accepts /play for any name; the failed playback is the call's outcome."""
     entity_id = _event_entity(hass, loaded)
     changes = async_capture_events(hass, EVENT_STATE_CHANGED)
 
-    with pytest.raises(ServiceValidationError) as caught:
-        await play_prompt(hass, loaded, target="1000", prompt=["hello-world", "doorbel"])
-
-    assert caught.value.translation_key == "invalid_input"
-    assert str(caught.value).startswith(
-        f"{TITLE} cannot play this: Asterisk could not play sound:doorbel:"
+    response = await play_prompt(
+        hass, loaded, target="1000", prompt=["hello-world", "doorbel"], wait=True
     )
+
+    (call,) = response["calls"]
+    assert (call["status"], call["code"]) == ("failed", "failed")
+    assert call["reason"].startswith("Asterisk could not play sound:doorbel:")
     assert _played(fake) == ["sound:hello-world", "sound:doorbel"]
     assert [c.hung_up_by for c in fake.channels.values()] == ["client"]
     await hass.async_block_till_done()
@@ -951,7 +964,7 @@ async def test_events_of_other_channels_are_ignored(
     hass: HomeAssistant, fake: FakeAsterisk, loaded: MockConfigEntry
 ) -> None:
     """A key pressed on a channel that is no call of ours (any more) reports nothing."""
-    response = await play_prompt(hass, loaded, target="1000", prompt="beep")
+    response = await play_prompt(hass, loaded, target="1000", prompt="beep", wait=True)
     entity_id = _event_entity(hass, loaded)
     before = hass.states.get(entity_id)
 
@@ -975,7 +988,7 @@ async def test_diagnostics(
     snapshot: SnapshotAssertion,
 ) -> None:
     """The server's facts and the websocket's state; no password, no username."""
-    await play_prompt(hass, loaded, target="1000", prompt="beep")
+    await play_prompt(hass, loaded, target="1000", prompt="beep", wait=True)
 
     diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, loaded)
 

@@ -33,7 +33,6 @@ from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import CONF_PASSWORD, CONF_URL, CONF_USERNAME, EVENT_STATE_CHANGED
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
-from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import entity_registry as er
 from tests.asterisk import NOT_REGISTERED, RealPbx, processes_running, unavailable
 from tests.asterisk.audio import as_float
@@ -155,7 +154,7 @@ async def test_a_sound_and_a_local_file_heard_by_the_phone(
     since = time.time()
 
     response = await play_prompt(
-        hass, loaded, target="1000", prompt=["hello-world", f"/local/{LOCAL_WAV}"]
+        hass, loaded, target="1000", prompt=["hello-world", f"/local/{LOCAL_WAV}"], wait=True
     )
 
     (call,) = response["calls"]
@@ -185,7 +184,7 @@ async def test_spoken_message_heard_by_the_phone(
     since = time.time()
 
     with patch.object(tts_engine, "async_get_tts_audio", return_value=("wav", spoken)):
-        response = await play_prompt(hass, loaded, target="1000", message=MESSAGE)
+        response = await play_prompt(hass, loaded, target="1000", message=MESSAGE, wait=True)
         # The same text again comes from the TTS cache: the audio Asterisk was given.
         rendered = await async_render(hass, Message(MESSAGE), AsteriskBackend.speech_format)
 
@@ -197,14 +196,14 @@ async def test_spoken_message_heard_by_the_phone(
 async def test_missing_sound_reported(
     hass: HomeAssistant, pbx: RealPbx, loaded: MockConfigEntry
 ) -> None:
-    """Asterisk answers 201 for a sound it lacks; the failed playback is the caller's error."""
+    """Asterisk answers 201 for a sound it lacks; the failed playback is the call's outcome."""
     changes = async_capture_events(hass, EVENT_STATE_CHANGED)
 
-    with pytest.raises(ServiceValidationError) as caught:
-        await play_prompt(hass, loaded, target="1000", prompt="no-such-sound")
+    response = await play_prompt(hass, loaded, target="1000", prompt="no-such-sound", wait=True)
 
-    assert caught.value.translation_key == "invalid_input"
-    assert "Asterisk could not play sound:no-such-sound" in str(caught.value)
+    (call,) = response["calls"]
+    assert call["status"] == "failed"
+    assert "Asterisk could not play sound:no-such-sound" in call["reason"]
     await hass.async_block_till_done()
     assert _fired(hass, loaded, changes) == ["ringing", "answered", "failed"]
 
@@ -216,7 +215,11 @@ async def test_two_phones_and_one_not_registered(
     since = time.time()
 
     response = await play_prompt(
-        hass, loaded, target=["1000", "PJSIP/1001", NOT_REGISTERED], prompt="hello-world"
+        hass,
+        loaded,
+        target=["1000", "PJSIP/1001", NOT_REGISTERED],
+        prompt="hello-world",
+        wait=True,
     )
 
     assert [(c["target"], c["status"]) for c in response["calls"]] == [
@@ -249,7 +252,7 @@ async def test_keys_pressed_are_reported(
             pressed.append(asyncio.get_running_loop().create_task(press_soon()))
 
     loaded.runtime_data.client.add_listener(on_event)
-    response = await play_prompt(hass, loaded, target="1000", prompt="hello-world")
+    response = await play_prompt(hass, loaded, target="1000", prompt="hello-world", wait=True)
     await asyncio.gather(*pressed)
 
     (call,) = response["calls"]
@@ -282,7 +285,9 @@ async def test_a_real_key_press_acknowledges(
 
     loaded.runtime_data.client.add_listener(on_event)
     started = time.monotonic()
-    response = await play_prompt(hass, loaded, target="1000", prompt="tt-monkeys", acknowledge="1")
+    response = await play_prompt(
+        hass, loaded, target="1000", prompt="tt-monkeys", acknowledge="1", wait=True
+    )
     await asyncio.gather(*pressed)
 
     (call,) = response["calls"]
@@ -297,13 +302,47 @@ async def test_busy_and_no_answer(
     """A declined call is busy (486 → 17); a phone left ringing is not answered (19)."""
     phone = pbx.phone("1000")
     async with phone.rejecting():
-        busy = await play_prompt(hass, loaded, target="1000", prompt="beep")
+        busy = await play_prompt(hass, loaded, target="1000", prompt="beep", wait=True)
     assert (busy["calls"][0]["status"], busy["calls"][0]["cause"]) == ("busy", 17)
 
     hass.config_entries.async_update_entry(loaded, options={CONF_RING_TIMEOUT: 1})
     await phone.set_answer("manual")
     started = time.monotonic()
-    ringing = await play_prompt(hass, loaded, target="1000", prompt="beep")
+    ringing = await play_prompt(hass, loaded, target="1000", prompt="beep", wait=True)
     took = time.monotonic() - started
     assert (ringing["calls"][0]["status"], ringing["calls"][0]["cause"]) == ("no_answer", 19)
     assert 0.9 < took < 2.5
+
+
+async def test_escalation_from_a_declining_phone_to_one_that_confirms(
+    hass: HomeAssistant, pbx: RealPbx, loaded: MockConfigEntry
+) -> None:
+    """1000 declines (busy), 1001 answers and presses 1: it acknowledged, in that order."""
+    confirming = pbx.phone("1001")
+    pressed: list[asyncio.Task[Any]] = []
+
+    async def press_soon() -> None:
+        await asyncio.sleep(0.3)
+        await confirming.press("1")
+
+    def on_event(event: AriEvent) -> None:
+        if event.type is AriEventType.PLAYBACK_STARTED and not pressed:
+            pressed.append(asyncio.get_running_loop().create_task(press_soon()))
+
+    loaded.runtime_data.client.add_listener(on_event)
+    async with pbx.phone("1000").rejecting():
+        response = await play_prompt(
+            hass,
+            loaded,
+            target=["1000", "1001"],
+            prompt="tt-monkeys",
+            acknowledge="1",
+            escalate=True,
+        )
+    await asyncio.gather(*pressed)
+
+    assert [(c["target"], c["status"]) for c in response["calls"]] == [
+        ("1000", "busy"),
+        ("1001", "acknowledged"),
+    ]
+    assert response["acknowledged_by"] == "1001"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from homeassistant.const import Platform
-from homeassistant.core import HomeAssistant
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
+from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.typing import ConfigType
 
@@ -16,9 +16,9 @@ from .errors import setup_error
 from .services import async_setup_services
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
-# Every entry has its call-events entity and its named targets' notify entities and
-# buttons; a backend may add platforms of its own.
-PLATFORMS = (Platform.BUTTON, Platform.EVENT, Platform.NOTIFY)
+# Every entry has its call-events entity and its named targets' notify entities,
+# buttons and last-call sensors; a backend may add platforms of its own.
+PLATFORMS = (Platform.BUTTON, Platform.EVENT, Platform.NOTIFY, Platform.SENSOR)
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
@@ -35,6 +35,14 @@ async def async_setup_entry(hass: HomeAssistant, entry: VoicePromptConfigEntry) 
     except VoicePromptError as err:
         raise setup_error(entry, err) from err
     entry.runtime_data = backend
+    # Whoever still waits for a call's outcome stops waiting, rather than outlive the entry.
+    entry.async_on_unload(backend.outcomes.close)
+
+    @callback
+    def _async_stop(event: Event) -> None:
+        backend.outcomes.close()
+
+    entry.async_on_unload(hass.bus.async_listen(EVENT_HOMEASSISTANT_STOP, _async_stop))
     dr.async_get(hass).async_get_or_create(config_entry_id=entry.entry_id, **backend.device_info)
     await hass.config_entries.async_forward_entry_setups(entry, _platforms(entry))
     targets = _targets(entry)

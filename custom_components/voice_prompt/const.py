@@ -28,6 +28,9 @@ ATTR_CLIENT_CONTEXT: Final = "client_context"
 ATTR_LOOP: Final = "loop"
 ATTR_HANG_UP: Final = "hang_up"
 ATTR_ACKNOWLEDGE: Final = "acknowledge"
+ATTR_WAIT: Final = "wait"
+ATTR_TIMEOUT: Final = "timeout"
+ATTR_ESCALATE: Final = "escalate"
 
 # Config subentry type of a named target (notify entity + announce button).
 SUBENTRY_TARGET: Final = "target"

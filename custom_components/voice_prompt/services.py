@@ -9,16 +9,19 @@ from typing import Any, Final, cast
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.helpers import issue_registry as ir
 import homeassistant.helpers.config_validation as cv
 
 from .api import VoicePromptError, VoicePromptInputError
 from .backends import PlayRequest, PlayResult, VoicePromptConfigEntry
+from .backends.outcomes import OutcomesClosedError
 from .const import (
     ATTR_ACKNOWLEDGE,
     ATTR_AUTOANSWER,
     ATTR_CALL_ID,
     ATTR_CLIENT_CONTEXT,
     ATTR_CONFIG_ENTRY_ID,
+    ATTR_ESCALATE,
     ATTR_EXTENSION,
     ATTR_HANG_UP,
     ATTR_LANGUAGE,
@@ -27,14 +30,17 @@ from .const import (
     ATTR_PROMPT,
     ATTR_REPEAT,
     ATTR_TARGET,
+    ATTR_TIMEOUT,
     ATTR_TTS_ENGINE,
     ATTR_TTS_OPTIONS,
     ATTR_VOLUME,
+    ATTR_WAIT,
     DOMAIN,
     LOGGER,
     SERVICE_PLAY_PROMPT,
 )
 from .errors import needs_reauth, translate_error
+from .escalation import DEFAULT_WAIT_TIMEOUT, MAX_WAIT_TIMEOUT, async_escalate, async_wait_calls
 from .speech import Message, async_render, check_message
 from .validation import vol
 
@@ -82,6 +88,9 @@ PLAY_PROMPT_SCHEMA: Final = vol.Schema(
         vol.Optional(ATTR_LOOP): cv.boolean,
         vol.Optional(ATTR_HANG_UP): cv.boolean,
         vol.Optional(ATTR_ACKNOWLEDGE): cv.string,
+        vol.Optional(ATTR_WAIT): cv.boolean,
+        vol.Optional(ATTR_TIMEOUT): vol.All(_whole, vol.Range(min=1, max=MAX_WAIT_TIMEOUT)),
+        vol.Optional(ATTR_ESCALATE): cv.boolean,
     }
 )
 # The capability (a Capabilities field) each optional field needs.
@@ -98,6 +107,9 @@ FIELD_CAPABILITIES: Final = {
     ATTR_LOOP: "loop",
     ATTR_HANG_UP: "hang_up",
     ATTR_ACKNOWLEDGE: "dtmf",
+    ATTR_WAIT: "outcome_events",
+    ATTR_TIMEOUT: "outcome_events",
+    ATTR_ESCALATE: "outcome_events",
 }
 _REQUEST_FIELDS: Final = frozenset(item.name for item in fields(PlayRequest))
 
@@ -108,7 +120,10 @@ def async_setup_services(hass: HomeAssistant) -> None:
     async def async_play_prompt(call: ServiceCall) -> ServiceResponse:
         entry = _loaded_entry(hass, call.data[ATTR_CONFIG_ENTRY_ID])
         result = await async_play(hass, entry, call.data)
-        return _response(result) if call.return_response else None
+        response = _response(result)
+        if call.data.get(ATTR_ESCALATE):
+            response["acknowledged_by"] = result.acknowledged_by
+        return response if call.return_response else None
 
     hass.services.async_register(
         DOMAIN,
@@ -137,12 +152,54 @@ async def async_play(
             tuple(sorted(data.get(ATTR_TTS_OPTIONS, {}).items())),
         )
         request = replace(request, speech=await async_render(hass, message, backend.speech_format))
+    seconds = data.get(ATTR_TIMEOUT, DEFAULT_WAIT_TIMEOUT)
     try:
-        result = await backend.async_play(request)
+        if data.get(ATTR_ESCALATE):
+            result, acknowledged_by = await async_escalate(backend, request, seconds)
+            result.acknowledged_by = acknowledged_by
+            _check_something_played(hass, entry, result)
+        else:
+            result = await backend.async_play(request)
+            _check_something_played(hass, entry, result)
+            if data.get(ATTR_WAIT):
+                await _async_wait(hass, entry, result, seconds)
     except VoicePromptError as err:
         raise translate_error(hass, entry, err) from err
-    _check_something_played(hass, entry, result)
+    except OutcomesClosedError:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="wait_stopped",
+            translation_placeholders={"entry": entry.title},
+        ) from None
     return result
+
+
+async def _async_wait(
+    hass: HomeAssistant, entry: VoicePromptConfigEntry, result: PlayResult, seconds: float
+) -> None:
+    """Wait for the calls' outcomes; a system that reports nothing gets a repair issue."""
+    backend = entry.runtime_data
+    timed_out = await async_wait_calls(backend, result, seconds)
+    silent = [
+        call for call in timed_out if call.call_id and not backend.outcomes.last(call.call_id)
+    ]
+    issue_id = f"no_call_events_{entry.entry_id}"
+    if not silent:
+        ir.async_delete_issue(hass, DOMAIN, issue_id)
+        return
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        issue_id,
+        is_fixable=False,
+        severity=ir.IssueSeverity.WARNING,
+        translation_key="no_call_events",
+        translation_placeholders={
+            "entry": entry.title,
+            "backend": backend.name,
+            "seconds": str(seconds),
+        },
+    )
 
 
 def _loaded_entry(hass: HomeAssistant, entry_id: str) -> VoicePromptConfigEntry:
@@ -178,8 +235,11 @@ def _play_request(entry: VoicePromptConfigEntry, data: Mapping[str, Any]) -> Pla
     if unsupported:
         raise _invalid("fields_not_supported", {**placeholders, "fields": ", ".join(unsupported)})
     targets = tuple(data.get(ATTR_TARGET, data.get(ATTR_EXTENSION, ())))
-    if len(targets) > 1 and not capabilities.several_targets:
+    # An escalation calls one target at a time: any backend can go down a list.
+    if len(targets) > 1 and not capabilities.several_targets and not data.get(ATTR_ESCALATE):
         raise _invalid("one_target_only", placeholders)
+    if ATTR_TIMEOUT in data and not (data.get(ATTR_WAIT) or data.get(ATTR_ESCALATE)):
+        raise _invalid("timeout_without_wait", placeholders)
     if not data.get(ATTR_PROMPT) and ATTR_MESSAGE not in data:
         raise _invalid("nothing_to_play", placeholders)
     options = {key: value for key, value in data.items() if key in _REQUEST_FIELDS - {"speech"}}

@@ -731,11 +731,13 @@ class AriClient:
         hang_up: bool = True,
         caller_id: str | None = None,
         channel_id: str | None = None,
+        on_originated: Callable[[], None] | None = None,
     ) -> AriCallResult:
         """Call ``endpoint``, play ``media`` in order ``repeat`` times, and report.
 
         ``channel_id`` names the channel (default: a new ``vp-`` id), so that a caller can
         tell the application's events of this call (see :meth:`add_listener`) from others.
+        ``on_originated`` is called once Asterisk accepted the call (it is ringing).
 
         With ``acknowledge_digit``, a press of that key (during or up to ``digit_timeout``
         seconds after the media) acknowledges and ends the call. Outcomes of the callee
@@ -776,6 +778,7 @@ class AriClient:
                 digit_timeout,
                 caller_id,
                 linger=hang_up,
+                on_originated=on_originated,
             )
             # An unanswered call is never left ringing, whatever hang_up says.
             if call.destroyed is None and (hang_up or not call.answered):
@@ -812,6 +815,7 @@ class AriClient:
         caller_id: str | None,
         *,
         linger: bool,
+        on_originated: Callable[[], None] | None,
     ) -> AriCallResult:
         result = AriCallResult(call.endpoint, call.channel_id, AriCallStatus.ANSWERED)
         call.may_exist = True  # even a timed-out originate may have made the channel
@@ -826,6 +830,8 @@ class AriClient:
             if not isinstance(err, VoicePromptConnectionError):
                 call.may_exist = False  # Asterisk refused it: there is no channel
             raise
+        if on_originated is not None:
+            on_originated()
         unanswered = await self._wait_answer(call, ring_timeout + ANSWER_GRACE)
         if unanswered is not None:
             result.status = unanswered

@@ -56,13 +56,12 @@ from ..api.ari import (
     normalize_media,
     parse_url,
 )
-from ..const import DOMAIN
+from ..const import DOMAIN, LOGGER
 from ..speech import SpeechFormat
 from ..validation import vol
 from .base import (
     Backend,
     CallEvent,
-    CallResult,
     CallStatus,
     Capabilities,
     Identity,
@@ -109,6 +108,18 @@ class _Call:
 
     target: str
     digits: list[str] = field(default_factory=list)
+    task: asyncio.Task[None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What every call of one action plays, and how."""
+
+    media: list[str]
+    shown: dict[str, str]  # media as sent → how an error names it
+    ring_timeout: int
+    repeat: int
+    acknowledge: str | None
 
 
 class AsteriskBackend(Backend):
@@ -251,7 +262,11 @@ class AsteriskBackend(Backend):
         )
 
     async def async_play(self, request: PlayRequest) -> PlayResult:
-        """Call every target at once; each call plays everything, then hangs up."""
+        """Call every target at once; return once Asterisk accepted each call.
+
+        The calls go on in the background (each plays everything, then hangs up) and
+        report how they went as events; ``wait`` in the action waits for those.
+        """
         targets = list(
             dict.fromkeys(
                 part.strip() for item in request.targets for part in item.split(",") if part.strip()
@@ -264,31 +279,53 @@ class AsteriskBackend(Backend):
             raise VoicePromptInputError(f"repeat must be between 1 and {MAX_REPEAT}")
         options = self.entry.options
         technology = str(options.get(CONF_TECHNOLOGY, DEFAULT_TECHNOLOGY))
-        ring_timeout = int(options.get(CONF_RING_TIMEOUT, DEFAULT_RING_TIMEOUT))
         served: list[str] = []
         try:
             media, shown = await self._media(request, served)
-            outcomes = await asyncio.gather(
-                *(
-                    self._async_call(
-                        target, technology, media, ring_timeout, repeat, request.acknowledge
-                    )
-                    for target in targets
-                )
+        except BaseException:
+            self._forget(served)
+            raise
+        loop = asyncio.get_running_loop()
+        plan = _Plan(
+            media,
+            shown,
+            ring_timeout=int(options.get(CONF_RING_TIMEOUT, DEFAULT_RING_TIMEOUT)),
+            repeat=repeat,
+            acknowledge=request.acknowledge,
+        )
+        placing = {
+            (target, normalize_endpoint(target, technology), f"vp-{uuid.uuid4().hex}"): (
+                loop.create_future()
             )
-        finally:
-            for name in served:  # the calls have ended: nothing fetches it any more
-                _spoken(self.hass).pop(name, None)
-        failures = []
-        for target, outcome in zip(targets, outcomes, strict=True):
-            if isinstance(outcome, VoicePromptError):
-                for sent, name in shown.items():  # no token or signature in a message
-                    outcome.message = outcome.message.replace(sent, name)
-                failures.append((target, outcome))
-        result = self.async_placed((), failures)
-        result.calls = [outcome for outcome in outcomes if isinstance(outcome, CallResult)]
+            for target in targets
+        }
+        self.entry.async_create_background_task(
+            self.hass,
+            self._async_calls(plan, placing, served),
+            f"{DOMAIN} calls of {self.entry.title}",
+        )
+        placed = await asyncio.gather(*placing.values())
+        calls: list[tuple[str, str | None]] = []
+        failures: list[tuple[str, VoicePromptError]] = []
+        for (target, _, channel_id), error in zip(placing, placed, strict=True):
+            if error is None:
+                calls.append((target, channel_id))
+            else:
+                failures.append((target, error))
+        result = self.async_placed(calls, failures)
+        endpoints = {channel_id: endpoint for _, endpoint, channel_id in placing}
+        for call in result.calls:
+            call.extras["endpoint"] = endpoints[str(call.call_id)]
         self._certificate.update(failures[0][1] if failures and not result.calls else None)
         return result
+
+    async def async_hang_up(self, call_id: str) -> bool:
+        """End a call in progress (it reports ended); False when it is not ours or over."""
+        if (call := self._calls.get(call_id)) is None or call.task is None:
+            return False
+        call.task.cancel()
+        await asyncio.wait([call.task])
+        return True
 
     async def async_close(self) -> None:
         """Close the event websocket; calls still in progress end."""
@@ -335,54 +372,102 @@ class AsteriskBackend(Backend):
                 items.extend(name for name in text.split("+") if name)
         return [normalize_media(item) for item in items], shown
 
+    async def _async_calls(
+        self,
+        plan: _Plan,
+        placing: dict[tuple[str, str, str], asyncio.Future[VoicePromptError | None]],
+        served: list[str],
+    ) -> None:
+        """Every call of one action, side by side; the spoken message is served until the end."""
+        try:
+            await asyncio.gather(
+                *(
+                    self._async_call(target, endpoint, channel_id, plan, placed)
+                    for (target, endpoint, channel_id), placed in placing.items()
+                ),
+                return_exceptions=True,
+            )
+        finally:
+            self._forget(served)
+            for placed in placing.values():  # cancelled before a call got that far
+                if not placed.done():
+                    placed.set_result(VoicePromptError("The call was stopped before it was placed"))
+
     async def _async_call(
         self,
         target: str,
-        technology: str,
-        media: list[str],
-        ring_timeout: int,
-        repeat: int,
-        acknowledge: str | None,
-    ) -> CallResult | VoicePromptError:
-        """One target's call to its end: its result, or the error that ended it."""
-        channel_id = f"vp-{uuid.uuid4().hex}"
-        call = self._calls[channel_id] = _Call(target)
+        endpoint: str,
+        channel_id: str,
+        plan: _Plan,
+        placed: asyncio.Future[VoicePromptError | None],
+    ) -> None:
+        """One target's call to its end; placement resolves ``placed``, the end is an event."""
+        call = self._calls[channel_id] = _Call(target, task=asyncio.current_task())
+
+        def originated() -> None:
+            if not placed.done():
+                placed.set_result(None)
+
         try:
             outcome = await self.client.async_play(
-                normalize_endpoint(target, technology),
-                media,
-                ring_timeout=ring_timeout,
-                repeat=repeat,
-                acknowledge_digit=acknowledge,
+                endpoint,
+                plan.media,
+                ring_timeout=plan.ring_timeout,
+                repeat=plan.repeat,
+                acknowledge_digit=plan.acknowledge,
                 channel_id=channel_id,
+                on_originated=originated,
             )
         except VoicePromptError as err:
-            return err
+            for sent, name in plan.shown.items():  # no token or signature in a message
+                err.message = err.message.replace(sent, name)
+            if placed.done():
+                # Nobody may read the outcome (no wait): a prompt that cannot play is logged.
+                LOGGER.warning(
+                    "%s: the call to %s failed: %s", self.entry.title, target, err.message
+                )
+                self._report_end(call, channel_id, CallStatus.FAILED, err.message, code=err.code)
+            else:
+                placed.set_result(err)
+            return
+        except asyncio.CancelledError:
+            if placed.done():
+                self._report_end(
+                    call, channel_id, CallStatus.ENDED, "Ended by Home Assistant", hung_up=True
+                )
+            raise
         finally:
             del self._calls[channel_id]
-        status = CallStatus(outcome.status.value)  # the same words
-        extras: dict[str, Any] = {
-            "endpoint": outcome.endpoint,
-            "cause": outcome.cause,
-            "played": outcome.played,
-            "digits": "".join(call.digits),
-            "hung_up": outcome.hung_up,
-        }
+        self._report_end(
+            call,
+            channel_id,
+            CallStatus(outcome.status.value),  # the same words
+            outcome.cause_text,
+            endpoint=outcome.endpoint,
+            cause=outcome.cause,
+            played=outcome.played,
+            digits="".join(call.digits),
+            hung_up=outcome.hung_up,
+        )
+
+    def _report_end(
+        self, call: _Call, channel_id: str, status: CallStatus, reason: str | None, **extras: Any
+    ) -> None:
         self.async_report(
             CallEvent(
                 status=status,
-                target=target,
+                target=call.target,
                 call_id=channel_id,
-                reason=outcome.cause_text,
+                reason=reason,
                 extras=extras,
+                final=True,
             )
         )
-        return CallResult(
-            target=target,
-            call_id=channel_id,
-            status=status,
-            extras={**extras, "cause_text": outcome.cause_text},
-        )
+
+    def _forget(self, served: list[str]) -> None:
+        """Stop serving spoken messages: the calls that fetch them have ended."""
+        for name in served:
+            _spoken(self.hass).pop(name, None)
 
     @callback
     def _on_event(self, event: AriEvent) -> None:
