@@ -1114,7 +1114,7 @@ async def test_asterisk_over_https_pins_and_refuses_a_changed_certificate(
     await hass.async_block_till_done()
     assert entry.data[CONF_CERTIFICATE_SHA256] == renewed.sha256
     assert entry.state is ConfigEntryState.LOADED
-    response = await play_prompt(hass, entry, target="1000", prompt="hello-world")
+    response = await play_prompt(hass, entry, target="1000", prompt="hello-world", wait=True)
     assert [call["status"] for call in response["calls"]] == ["played"]
 
 
