@@ -806,9 +806,7 @@ async def test_several_targets_outcomes_and_events(
     assert calls == {
         "1000": _call("1000", calls["1000"]["call_id"]),
         "1001": _call("1001", calls["1001"]["call_id"], digits="5#"),
-        "1003": _call(
-            "1003", calls["1003"]["call_id"], status="busy", cause=17, reason="User busy"
-        )
+        "1003": _call("1003", calls["1003"]["call_id"], status="busy", cause=17, reason="User busy")
         | unanswered,
         "1004": _call(
             "1004",
