@@ -1,7 +1,8 @@
 """A real aiohttp server that behaves like Microsoft Graph cloud communications.
 
 It serves the Microsoft identity platform token endpoint (client credentials), the calls API
-(create, get, delete, playPrompt, keepAlive, cancelMediaProcessing; v1.0 and beta), and the
+(create, get, delete, playPrompt, keepAlive, cancelMediaProcessing, subscribeToTone; v1.0 and
+beta), and the
 Bot Framework OpenID configuration + signing keys; it POSTs signed ``commsNotifications`` to
 each call's ``callbackUri`` like Graph does. Like Teams, it downloads every prompt it is asked
 to play and checks that it is a WAV file, mono, 16-bit, 16 kHz; a prompt it cannot download or
@@ -234,6 +235,10 @@ class FakeCall:
     my_participant_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     result_info: dict[str, Any] | None = None
     keep_alives: int = 0
+    # subscribeToTone: key presses are notified (toneInfo) once subscribed.
+    tones_subscribed: bool = False
+    tone_sequence: int = 0
+    tone_info: dict[str, Any] | None = None
 
 
 def _post_blocking(url: str, body: bytes, bearer: str, chunked: bool) -> int:
@@ -356,6 +361,8 @@ class FakeGraph:
         self.token_error: str | None = None
         self.throttle: list[tuple[int, float]] = []
         self.permission_denied = False
+        # subscribeToTone answers 403 (the app lacks Calls.AccessMedia.All).
+        self.tone_permission_denied = False
         self.answer = True
         self.fail_media = False
         # Download every prompt and check it is a WAV Teams plays; media_hosts maps a
@@ -721,7 +728,9 @@ class FakeGraph:
     def _describe(call_id: str, data: dict[str, Any]) -> str:
         kind = str(data.get("@odata.type", "")).rsplit(".", 1)[-1]
         if kind == "call":
-            return f"call {_short(call_id)} {data.get('state')}"
+            tone = data.get("toneInfo")
+            pressed = f" pressed {tone.get('tone')}" if isinstance(tone, dict) else ""
+            return f"call {_short(call_id)} {data.get('state')}{pressed}"
         if kind:
             return f"{kind} {_short(str(data.get('id', '')))} {data.get('status')}"
         return f"call {_short(call_id)}"
@@ -985,6 +994,8 @@ class FakeGraph:
                 return self._keep_alive(rest[2])
             if action == "cancelmediaprocessing":
                 return self._cancel_media(version, rest[2], body)
+            if action == "subscribetotone":
+                return self._subscribe_to_tone(version, rest[2], body)
             raise _GraphError(400, "BadRequest", f"Resource not found for the segment '{rest[3]}'.")
         if len(rest) in (2, 3, 4):
             raise _GraphError(
@@ -1049,7 +1060,7 @@ class FakeGraph:
             "chatInfo": None,
             "meetingInfo": None,
             "transcription": None,
-            "toneInfo": None,
+            "toneInfo": call.tone_info,
         }
 
     @staticmethod
@@ -1198,6 +1209,56 @@ class FakeGraph:
         await self._sleep(self.notify_delay)
         if not self._closing.is_set():
             await self.notify(call.id, self._call_data(call), change_type="deleted")
+
+    def _subscribe_to_tone(self, version: str, call_id: str, body: Any) -> web.Response:
+        call = self._live_call(call_id)
+        if not isinstance(body, dict) or set(body) - {"clientContext"}:
+            raise self._bad("The request body must be an object with only clientContext.")
+        context = body.get("clientContext")
+        if context is not None and (
+            not isinstance(context, str) or len(context) > MAX_CLIENT_CONTEXT
+        ):
+            raise self._bad(f"clientContext must be a string of at most {MAX_CLIENT_CONTEXT}.")
+        if self.tone_permission_denied:
+            self._note = f"subscribeToTone on call {_short(call_id)} → 403"
+            return self._graph_error(
+                403, "Forbidden", "Application does not have permission Calls.AccessMedia.All."
+            )
+        if call.state != "established":
+            raise self._bad(f"Call '{call_id}' is not established (state: {call.state}).")
+        call.tones_subscribed = True
+        op_id = str(uuid.uuid4())
+        operation = {
+            "@odata.type": "#microsoft.graph.subscribeToToneOperation",
+            "id": op_id,
+            "status": "completed",
+            "clientContext": context,
+            "resultInfo": None,
+        }
+        call.operations[op_id] = operation
+        self._note = f"subscribeToTone on call {_short(call_id)} → completed"
+        location = self._operation_location(version, call_id, op_id)
+        return self._graph_json(200, operation, {"Location": location})
+
+    async def press(self, call_id: str, key: str) -> int:
+        """The callee presses ``key`` (0-9, *, #, A-D): a toneInfo notification if subscribed.
+
+        Returns the receiver's status, or -1 when nothing was sent (not subscribed, not
+        established: Graph tells nothing then).
+        """
+        call = self.calls[call_id]
+        if not call.tones_subscribed or call.state != "established":
+            return -1
+        names = {"*": "star", "#": "pound"}
+        tone = names.get(key) or (f"tone{key}" if key.isdigit() else key.lower())
+        call.tone_sequence += 1
+        call.tone_info = {
+            "@odata.type": "#microsoft.graph.toneInfo",
+            "sequenceId": call.tone_sequence,
+            "tone": tone,
+        }
+        data = self._call_data(call) | {"toneInfo": call.tone_info}
+        return await self.notify(call_id, data)
 
     def _keep_alive(self, call_id: str) -> web.Response:
         call = self._live_call(call_id)

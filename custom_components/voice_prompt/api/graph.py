@@ -1,11 +1,13 @@
-"""Async client for Microsoft Graph cloud communications (Teams calls, playPrompt).
+"""Async client for Microsoft Graph cloud communications (Teams calls, playPrompt, tones).
 
 No Home Assistant imports: the caller injects an ``aiohttp.ClientSession`` and feeds
 the notifications Graph posts to its callback URL into :meth:`GraphClient.handle_notification`
 (or the raw body into ``client.tracker.handle_body``) after checking them with
 :class:`GraphNotificationVerifier`. The client's :class:`GraphCallTracker` decides what a
 notification means: each thing told acts once, only for calls the client placed, with
-bounded work and memory, and refusals are counted and logged quietly.
+bounded work and memory, and refusals are counted and logged quietly. Calls the client
+holds up are kept alive (``keepAlive``) and, when asked, end or stop playing at a key press
+(``subscribeToTone``).
 """
 
 from __future__ import annotations
@@ -81,6 +83,25 @@ MAX_CALL_LIFE: Final = 24 * 3600.0
 _MAX_OPERATIONS_PER_CALL: Final = 64
 # Repeats of a refusal are summarised in one log line at most this often.
 SUMMARY_INTERVAL: Final = 60.0
+# Graph ends a call that hears no keepAlive for 45 minutes; Microsoft recommends every 15.
+KEEP_ALIVE_INTERVAL: Final = 15 * 60.0
+# Calls held up at once (Graph allows an app 100 concurrent calls); the oldest is let go.
+_MAX_HOLDS: Final = 128
+# Key presses remembered per call as having acted (older ones count as copies).
+_MAX_TONES_PER_CALL: Final = 64
+# Operations this client stopped itself, whose cancellation is no news.
+_MAX_STOPPED: Final = 512
+# A key the callee presses, as Graph's toneInfo names it.
+_TONES: Final = {
+    **{f"tone{digit}": str(digit) for digit in range(10)},
+    "star": "*",
+    "pound": "#",
+    "a": "A",
+    "b": "B",
+    "c": "C",
+    "d": "D",
+}
+_KEYS: Final = frozenset(_TONES.values())
 
 _GUID: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
 _E164: Final = re.compile(r"\+[1-9][0-9]{6,14}")
@@ -124,6 +145,7 @@ class GraphEventType(StrEnum):
     CALL_TERMINATED = "call_terminated"
     PROMPT_COMPLETED = "prompt_completed"
     PROMPT_FAILED = "prompt_failed"
+    TONE = "tone"  # a key press on a call subscribed to tones
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +200,16 @@ class GraphEvent:
     result_code: int | None = None
     result_subcode: int | None = None
     result_message: str | None = None
+    tone: str | None = None  # TONE: the key (0-9, *, #, A-D)
+    sequence_id: int | None = None  # TONE: Graph's incremental number of the press
+
+
+@dataclass(frozen=True, slots=True)
+class GraphAcknowledgement:
+    """A key press that acknowledged a call: the key, and whether the call ends for it."""
+
+    key: str
+    hangs_up: bool
 
 
 @dataclass(slots=True)
@@ -189,6 +221,7 @@ class GraphPlayResult:
     placed_call: bool = False
     hung_up: bool = False
     final: GraphEvent | None = None
+    acknowledged: GraphEvent | None = None  # the key press that stopped the prompts
 
     @property
     def outcome(self) -> GraphEvent | GraphOperation:
@@ -201,7 +234,9 @@ class GraphPlayResult:
 
     @property
     def status(self) -> str:
-        """``completed``, ``failed``, or the reply's status while still playing."""
+        """``completed``, ``failed``, ``acknowledged``, or the reply's status while playing."""
+        if self.final is None and self.acknowledged is not None:
+            return "acknowledged"
         return self.final.type.removeprefix("prompt_") if self.final else self.operation.status
 
     @property
@@ -271,6 +306,14 @@ def _shown(uri: str) -> str:
         authority, slash, path = rest.partition("/")
         base = f"{scheme}{sep}{authority.rpartition('@')[2]}{slash}{path}"
     return base[:120] + ("?…" if query else "")
+
+
+def parse_key(value: str) -> str:
+    """The key a callee presses to acknowledge: 0-9, *, # or A-D (what Graph reports)."""
+    key = value.strip().upper() if isinstance(value, str) else ""
+    if key not in _KEYS:
+        raise VoicePromptInputError(f"{str(value)[:8]} is not a key (0-9, *, #, A-D)")
+    return key
 
 
 def check_client_context(value: str | None) -> str:
@@ -412,9 +455,14 @@ class _Call:
     # What acted already: the call's states, and its operations (ordered, oldest first).
     states: set[GraphEventType] = field(default_factory=set)
     operations: dict[str, None] = field(default_factory=dict)
+    # Key presses by sequence id; ids at or below the floor were forgotten as old.
+    tones: dict[int, None] = field(default_factory=dict)
+    tone_floor: int = -1
 
     def tell(self, event: GraphEvent, now: float) -> bool:
         """Note what the event tells; False when it was told before (or cannot be new)."""
+        if event.type is GraphEventType.TONE:
+            return self._press(event.sequence_id)
         if event.operation_id is not None:
             operation = _norm_id(event.operation_id)
             if operation in self.operations:
@@ -431,6 +479,22 @@ class _Call:
             self.ended = now
         return True
 
+    def _press(self, sequence_id: int | None) -> bool:
+        """A key press acts once: a copy, or one older than those remembered, does not."""
+        if (
+            sequence_id is None
+            or self.ended is not None
+            or sequence_id <= self.tone_floor
+            or sequence_id in self.tones
+        ):
+            return False
+        self.tones[sequence_id] = None
+        if len(self.tones) > _MAX_TONES_PER_CALL:
+            oldest = next(iter(self.tones))
+            del self.tones[oldest]
+            self.tone_floor = max(self.tone_floor, oldest)
+        return True
+
     def live(self, now: float) -> bool:
         if self.ended is not None:
             return now - self.ended <= CALL_GRACE
@@ -441,7 +505,7 @@ class GraphCallTracker:
     """Decides what a verified notification means; wakes whoever waits for it.
 
     Each thing a notification tells acts once: a call's ``established`` and ``terminated``,
-    an operation's result; later copies (Graph delivers at least once, anyone who captured
+    an operation's result, a key press (by its sequence id); later copies (Graph delivers at least once, anyone who captured
     one can replay it) are ignored. With ``known_calls_only`` (what a GraphClient uses)
     only calls it was told of with :meth:`register` count, from then until ``CALL_GRACE``
     seconds after their end; a notification for a call not known yet is held for
@@ -589,6 +653,8 @@ class GraphCallTracker:
             self._log.note(NotificationDrop.UNKNOWN_CALL)
 
     def _record(self, event: GraphEvent) -> None:
+        if event.type is GraphEventType.TONE:
+            return  # not a state anyone waits for: the listeners hear it
         if event.operation_id is not None:
             key, memory = ("op", _norm_id(event.operation_id)), self._operations
         else:
@@ -677,15 +743,30 @@ def _event_from(item: Mapping[str, Any]) -> GraphEvent | None:
             message,
         )
     state = str(data.get("state", "")).lower()
+    deleted = item.get("changeType") == "deleted"
+    # A key press comes as the call's toneInfo, the call still "established".
+    if state != "terminated" and not deleted and (tone := data.get("toneInfo")) is not None:
+        return _tone_event(call_id, tone)
     if state == "established":
         return GraphEvent(
             GraphEventType.CALL_ESTABLISHED, call_id, None, None, code, subcode, message
         )
-    if state == "terminated" or item.get("changeType") == "deleted":
+    if state == "terminated" or deleted:
         return GraphEvent(
             GraphEventType.CALL_TERMINATED, call_id, None, None, code, subcode, message
         )
     return None
+
+
+def _tone_event(call_id: str, tone: Any) -> GraphEvent | None:
+    """A key press, or None for a toneInfo that names no key or has no sequence id."""
+    if not isinstance(tone, Mapping):
+        return None
+    key = _TONES.get(str(tone.get("tone", "")).lower())
+    sequence_id = _opt_int(tone.get("sequenceId"))
+    if key is None or sequence_id is None or sequence_id < 0:
+        return None
+    return GraphEvent(GraphEventType.TONE, call_id, tone=key, sequence_id=sequence_id)
 
 
 def _result_info(data: Mapping[str, Any]) -> tuple[int | None, int | None, str | None]:
@@ -787,8 +868,26 @@ def _host_of(url: str) -> str:
     return URL(url).host or url
 
 
+@dataclass(slots=True)
+class _Hold:
+    """A call this client holds up: kept alive, and ended or stopped by its key."""
+
+    call_id: str
+    keep_alive: asyncio.Task[None] | None = None
+    key: str | None = None  # the key that acknowledges, when one was asked for
+    hang_up: bool = True  # what the key does: end the call, or only stop the prompts
+    acknowledged: asyncio.Future[GraphEvent] | None = None  # the press, once it came
+    detached: bool = False  # async_play returned: a press is handled in the background
+    operations: list[str] = field(default_factory=list)  # playing into it, newest last
+
+
 class GraphClient:
-    """Places Teams calls and plays prompts into them with app credentials."""
+    """Places Teams calls and plays prompts into them with app credentials.
+
+    With ``keep_alive_interval`` (seconds, KEEP_ALIVE_INTERVAL is Microsoft's advice)
+    every call the client placed or played into is kept alive until it ends; without
+    it Graph ends a call after 45 minutes.
+    """
 
     def __init__(
         self,
@@ -800,6 +899,7 @@ class GraphClient:
         login_base: str = LOGIN_BASE,
         graph_base: str = GRAPH_BASE,
         request_timeout: float = DEFAULT_TIMEOUT,
+        keep_alive_interval: float | None = None,
     ) -> None:
         """Use the client-credentials grant of an app registered as a calling bot."""
         self._session = session
@@ -820,9 +920,15 @@ class GraphClient:
             hold_seconds=request_timeout + HOLD_MARGIN,
             name=f"application {client_id}",
         )
+        self.tracker.add_listener(self._on_event)  # first: others ask what it decided
+        self._keep_alive_interval = keep_alive_interval
+        self._holds: OrderedDict[str, _Hold] = OrderedDict()
+        self._stopped: OrderedDict[str, None] = OrderedDict()
+        self._tasks: set[asyncio.Task[None]] = set()
         self.token_requests = 0
         self.requests = 0
         self.retries = 0
+        self.keep_alives = 0
 
     def __repr__(self) -> str:
         """Describe the client without the secret or the token."""
@@ -911,35 +1017,56 @@ class GraphClient:
                 for media in prompts
             ],
         }
-        version = "beta" if loop else "v1.0"
         if loop:
             body["loop"] = True
-        data = await self._api(
-            "POST",
-            f"/{version}/communications/calls/{_path_id(call_id)}/playPrompt",
-            body,
-            call_id=call_id,
+        operation = await self._operation(
+            call_id, "playPrompt", body, version="beta" if loop else "v1.0"
         )
-        if not isinstance(data, dict) or not isinstance(data.get("id"), str):
-            raise VoicePromptResponseError(
-                f"{self._graph_host} answered playPrompt without an operation ID"
-            )
-        code, subcode, message = _result_info(data)
         self.tracker.register(call_id)  # Graph let this app play into it: it is ours
-        return GraphOperation(
-            id=data["id"],
-            status=str(data.get("status", "")),
-            client_context=opt_str(data.get("clientContext")),
-            result_code=code,
-            result_subcode=subcode,
-            result_message=message,
-        )
+        return operation
 
     async def hang_up(self, call_id: str) -> None:
         """End a call (204)."""
         await self._api(
             "DELETE", f"/v1.0/communications/calls/{_path_id(call_id)}", None, call_id=call_id
         )
+
+    async def subscribe_to_tone(self, call_id: str, client_context: str) -> GraphOperation:
+        """Have Graph report key presses (``toneInfo``) in the call's notifications."""
+        return await self._operation(call_id, "subscribeToTone", {"clientContext": client_context})
+
+    async def cancel_media_processing(self, call_id: str, client_context: str) -> GraphOperation:
+        """Stop the prompts playing or queued in a call; the call stays up."""
+        return await self._operation(
+            call_id, "cancelMediaProcessing", {"clientContext": client_context}
+        )
+
+    async def keep_alive(self, call_id: str) -> None:
+        """Tell Graph the call is still wanted (it ends one unheard of for 45 minutes)."""
+        await self._api(
+            "POST",
+            f"/v1.0/communications/calls/{_path_id(call_id)}/keepAlive",
+            None,
+            call_id=call_id,
+        )
+
+    def acknowledgement(self, event: GraphEvent) -> GraphAcknowledgement | None:
+        """What ``event`` did if it is the key press that acknowledged its call, else None."""
+        hold = self._holds.get(_norm_id(event.call_id))
+        pressed = hold.acknowledged if hold is not None else None
+        if (
+            hold is None
+            or pressed is None
+            or not pressed.done()
+            or pressed.cancelled()
+            or pressed.result() is not event
+        ):
+            return None
+        return GraphAcknowledgement(str(event.tone), hold.hang_up)
+
+    def stopped(self, operation_id: str | None) -> bool:
+        """Whether this client stopped the operation itself (a key acknowledged its call)."""
+        return operation_id is not None and _norm_id(operation_id) in self._stopped
 
     async def async_play(
         self,
@@ -952,18 +1079,29 @@ class GraphClient:
         source_instance_id: str | None = None,
         loop: bool = False,
         hang_up: bool = True,
+        acknowledge: str | None = None,
         establish_timeout: float = 60.0,
         completion_timeout: float = 600.0,
     ) -> GraphPlayResult:
-        """Play into ``call_id``, or place a call to ``target``, play, wait, and hang up."""
+        """Play into ``call_id``, or place a call to ``target``, play, wait, and hang up.
+
+        With ``acknowledge`` (a key, see :func:`parse_key`) the call is subscribed to tones
+        first; when the callee presses that key the prompts stop: the call is hung up
+        (``hang_up``) or its media processing cancelled. A press while ``async_play``
+        waits ends the wait (``acknowledged``); a later one, while the call is up (a
+        loop, a call kept), is handled in the background.
+        """
+        key = None if acknowledge is None else parse_key(acknowledge)
         if call_id is not None:
-            operation = await self.play_prompt(call_id, prompts, client_context, loop)
-            return GraphPlayResult(call_id, operation)
+            return await self._play_into(
+                call_id, prompts, client_context, loop=loop, key=key, hang_up=hang_up
+            )
         if target is None or callback_uri is None:
             raise ValueError("give call_id, or target and callback_uri")
         new_call = await self.create_call(
             target, prompts, callback_uri, source_instance_id=source_instance_id
         )
+        hold = self._hold(new_call, key, hang_up)
         result: GraphPlayResult | None = None
         try:
             state = await self._wait(
@@ -976,31 +1114,71 @@ class GraphClient:
                     code=str(state.result_code or "") or None,
                     target=target.id,
                 )
+            if key is not None:
+                await self.subscribe_to_tone(new_call, client_context)
             operation = await self.play_prompt(new_call, prompts, client_context, loop)
+            hold.operations = [*hold.operations[-(_MAX_OPERATIONS_PER_CALL - 1) :], operation.id]
             result = GraphPlayResult(new_call, operation, placed_call=True)
             if loop:
                 return result  # plays until hung up: no completion notification comes
             if not operation.finished:
-                result.final = await self._wait(
-                    self.tracker.wait_operation(operation.id, completion_timeout),
-                    "Microsoft Teams did not report the end of the prompts within "
-                    f"{completion_timeout:g} seconds",
+                result.final, result.acknowledged = await self._outcome(
+                    hold, operation, completion_timeout
                 )
+            if result.acknowledged is not None and not hang_up:
+                await self._cancel_quietly(new_call, client_context)
         finally:
             # A call Graph already ended (not answered, callee hung up) needs no DELETE.
-            if ((hang_up and not loop) or result is None) and not self.tracker.ended(new_call):
+            if self.tracker.ended(new_call):
+                self._release(new_call)
+            elif (hang_up and not loop) or result is None:
                 hung_up = await self._hang_up_quietly(new_call)
                 if result is not None:
                     result.hung_up = hung_up
+                if hung_up:
+                    self._release(new_call)
+            else:
+                self._detach(hold, pressed=result.acknowledged)
         return result
+
+    async def _play_into(
+        self,
+        call_id: str,
+        prompts: Sequence[GraphMedia],
+        client_context: str,
+        *,
+        loop: bool,
+        key: str | None,
+        hang_up: bool,
+    ) -> GraphPlayResult:
+        """Play into a call placed earlier; it is held (and its key listened for) from now."""
+        known = self._holds.get(_norm_id(call_id))
+        hold = self._hold(call_id, key, hang_up)
+        try:
+            if key is not None:
+                await self.subscribe_to_tone(call_id, client_context)
+            operation = await self.play_prompt(call_id, prompts, client_context, loop)
+        except BaseException:
+            if known is None:  # not a call of ours after all
+                self._release(call_id)
+            raise
+        hold.operations = [*hold.operations[-(_MAX_OPERATIONS_PER_CALL - 1) :], operation.id]
+        self._detach(hold)
+        return GraphPlayResult(call_id, operation)
 
     def handle_notification(self, payload: Mapping[str, Any]) -> list[GraphEvent]:
         """Feed a verified ``commsNotifications`` body; return its events."""
         return self.tracker.handle(payload)
 
     async def async_close(self) -> None:
-        """Forget the token and cancel waiters (there is no logout)."""
+        """Forget the token, cancel waiters, and stop keeping calls alive (no logout)."""
         self.tracker.close()
+        for call_id in list(self._holds):
+            self._release(call_id)
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._token = None
 
     def diagnostics(self) -> dict[str, Any]:
@@ -1018,6 +1196,155 @@ class GraphClient:
         }
 
     # -- internals ------------------------------------------------------------------
+
+    async def _operation(
+        self, call_id: str, action: str, body: dict[str, Any], *, version: str = "v1.0"
+    ) -> GraphOperation:
+        """One of the call's actions that answers with an operation (commsOperation)."""
+        data = await self._api(
+            "POST",
+            f"/{version}/communications/calls/{_path_id(call_id)}/{action}",
+            body,
+            call_id=call_id,
+        )
+        if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+            raise VoicePromptResponseError(
+                f"{self._graph_host} answered {action} without an operation ID"
+            )
+        code, subcode, message = _result_info(data)
+        return GraphOperation(
+            id=data["id"],
+            status=str(data.get("status", "")),
+            client_context=opt_str(data.get("clientContext")),
+            result_code=code,
+            result_subcode=subcode,
+            result_message=message,
+        )
+
+    def _hold(self, call_id: str, key: str | None, hang_up: bool) -> _Hold:
+        """The call's hold (new ones are kept alive); a key given listens anew."""
+        norm = _norm_id(call_id)
+        hold = self._holds.get(norm)
+        if hold is None:
+            hold = self._holds[norm] = _Hold(call_id)
+            if self._keep_alive_interval is not None:
+                hold.keep_alive = self._spawn(
+                    self._keep_alive_loop(hold, self._keep_alive_interval)
+                )
+            while len(self._holds) > _MAX_HOLDS:
+                oldest = next(iter(self._holds))
+                _LOGGER.debug("No longer keeping call %s alive: too many calls", oldest)
+                self._release(oldest)
+        self._holds.move_to_end(norm)
+        if key is not None:
+            if hold.acknowledged is not None and not hold.acknowledged.done():
+                hold.acknowledged.cancel()
+            hold.key, hold.hang_up, hold.detached = key, hang_up, False
+            hold.acknowledged = asyncio.get_running_loop().create_future()
+        return hold
+
+    def _detach(self, hold: _Hold, pressed: GraphEvent | None = None) -> None:
+        """async_play returns with the call up: a press from now on is handled here.
+
+        ``pressed`` is the press async_play acted on already; one it did not see (it
+        came while a request was on its way) is acted on now.
+        """
+        hold.detached = True
+        future = hold.acknowledged
+        if pressed is None and future is not None and future.done() and not future.cancelled():
+            self._spawn(self._stop(hold))
+
+    def _release(self, call_id: str) -> None:
+        """Let go of a call: it ended, or it is no longer ours to keep."""
+        hold = self._holds.pop(_norm_id(call_id), None)
+        if hold is None:
+            return
+        if hold.keep_alive is not None and hold.keep_alive is not asyncio.current_task():
+            hold.keep_alive.cancel()
+        if hold.acknowledged is not None and not hold.acknowledged.done():
+            hold.acknowledged.cancel()
+
+    def _on_event(self, event: GraphEvent) -> None:
+        """The tracker's news for a held call: its end, or the key that acknowledges it."""
+        hold = self._holds.get(_norm_id(event.call_id))
+        if hold is None:
+            return
+        if event.type is GraphEventType.CALL_TERMINATED:
+            self._release(event.call_id)
+            return
+        future = hold.acknowledged
+        if (
+            event.type is not GraphEventType.TONE
+            or event.tone != hold.key
+            or future is None
+            or future.done()
+        ):
+            return
+        future.set_result(event)
+        for operation in hold.operations:  # their cancellation is no news
+            self._stopped[_norm_id(operation)] = None
+        while len(self._stopped) > _MAX_STOPPED:
+            self._stopped.popitem(last=False)
+        if hold.detached:
+            self._spawn(self._stop(hold))
+
+    async def _outcome(
+        self, hold: _Hold, operation: GraphOperation, within: float
+    ) -> tuple[GraphEvent | None, GraphEvent | None]:
+        """(the prompts' result, None) or (None, the key press), whichever comes first."""
+        waiting: asyncio.Future[GraphEvent] = asyncio.ensure_future(
+            self.tracker.wait_operation(operation.id, within)
+        )
+        pressed = hold.acknowledged
+        try:
+            if pressed is not None:
+                await asyncio.wait({waiting, pressed}, return_when=asyncio.FIRST_COMPLETED)
+                if pressed.done() and not pressed.cancelled():
+                    return None, pressed.result()
+            # No key, or another action listens for one on this call now.
+            await asyncio.wait({waiting})
+        finally:
+            waiting.cancel()  # only when leaving early: it is done otherwise
+        return await self._wait(
+            waiting,
+            f"Microsoft Teams did not report the end of the prompts within {within:g} seconds",
+        ), None
+
+    async def _stop(self, hold: _Hold) -> None:
+        """What the key does once async_play has returned: hang up, or stop the prompts."""
+        if hold.hang_up:
+            if not self.tracker.ended(hold.call_id) and await self._hang_up_quietly(hold.call_id):
+                self._release(hold.call_id)
+        else:
+            await self._cancel_quietly(hold.call_id, str(uuid.uuid4()))
+
+    async def _keep_alive_loop(self, hold: _Hold, interval: float) -> None:
+        """Send keepAlive every ``interval`` seconds until the call ends or is let go."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.keep_alive(hold.call_id)
+            except VoicePromptInputError as err:  # 404: it ended, unheard of
+                _LOGGER.debug("Call %s is gone: %s", hold.call_id, err)
+                self._release(hold.call_id)
+                return
+            except VoicePromptError as err:
+                _LOGGER.warning("Could not keep call %s alive: %s", hold.call_id, err)
+            else:
+                self.keep_alives += 1
+
+    def _spawn(self, coro: Any) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _cancel_quietly(self, call_id: str, client_context: str) -> None:
+        """Stop the call's prompts; a failure is logged, not raised (the key counted)."""
+        try:
+            await self.cancel_media_processing(call_id, client_context)
+        except VoicePromptError as err:
+            _LOGGER.warning("Could not stop the prompts in call %s: %s", call_id, err)
 
     async def _wait(self, waiter: Any, timeout_message: str) -> GraphEvent:
         try:

@@ -1,4 +1,8 @@
-"""Microsoft Teams through Graph cloud communications: place a call, play media, hang up."""
+"""Microsoft Teams through Graph cloud communications: place a call, play media, hang up.
+
+A key the callee presses (``acknowledge``) reaches Home Assistant through subscribeToTone,
+and calls held up (a loop, a call kept) are kept alive with keepAlive.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,13 @@ import uuid
 from aiohttp import web
 
 from homeassistant.components import webhook
-from homeassistant.const import CONF_CLIENT_ID, CONF_CLIENT_SECRET, CONF_WEBHOOK_ID
-from homeassistant.core import HomeAssistant
+from homeassistant.const import (
+    CONF_CLIENT_ID,
+    CONF_CLIENT_SECRET,
+    CONF_WEBHOOK_ID,
+    EVENT_HOMEASSISTANT_STOP,
+)
+from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
@@ -32,11 +41,13 @@ from ..api import (
 )
 from ..api.graph import (
     GRAPH_BASE,
+    KEEP_ALIVE_INTERVAL,
     LOGIN_BASE,
     MAX_NOTIFICATION_BYTES,
     OPENID_CONFIG_URL,
     GraphNotificationError,
     NotificationDrop,
+    parse_key,
 )
 from ..const import DOMAIN
 from ..speech import Speech, SpeechFormat
@@ -78,6 +89,7 @@ _CAPABILITIES: Final = Capabilities(
     media_urls=True,
     speech=True,
     outcome_events=True,
+    dtmf=True,
     external_numbers=True,
     existing_call=True,
     client_context=True,
@@ -150,6 +162,7 @@ class TeamsBackend(Backend):
             entry.data[CONF_CLIENT_ID],
             openid_config_url=GRAPH_ENDPOINTS.openid_config_url,
         )
+        self._unsub_stop: CALLBACK_TYPE | None = None
 
     # -- config flow ----------------------------------------------------------------------
 
@@ -218,10 +231,21 @@ class TeamsBackend(Backend):
             allowed_methods=["POST"],
         )
         self._external_url()  # a repair issue now, rather than at the first action
+        # Calls still held stop being kept alive when Home Assistant stops.
+        self._unsub_stop = self.hass.bus.async_listen_once(
+            EVENT_HOMEASSISTANT_STOP, self._async_stop
+        )
 
     async def async_close(self) -> None:
         """Stop listening and cancel anyone still waiting for a notification."""
+        if self._unsub_stop is not None:
+            self._unsub_stop()
+            self._unsub_stop = None
         webhook.async_unregister(self.hass, self.entry.data[CONF_WEBHOOK_ID])
+        await self.client.async_close()
+
+    async def _async_stop(self, event: Event) -> None:
+        self._unsub_stop = None
         await self.client.async_close()
 
     async def async_play(self, request: PlayRequest) -> PlayResult:
@@ -237,6 +261,7 @@ class TeamsBackend(Backend):
         else:
             target, callback = None, None
         client_context = check_client_context(request.client_context)
+        key = None if request.acknowledge is None else parse_key(request.acknowledge)
         media = parse_media(await self._media(request))
         options = self.entry.options
         result = await self.client.async_play(
@@ -252,6 +277,7 @@ class TeamsBackend(Backend):
                 if request.hang_up is not None
                 else options.get(CONF_HANG_UP, DEFAULT_HANG_UP)
             ),
+            acknowledge=key,
             establish_timeout=ESTABLISH_TIMEOUT,
             completion_timeout=COMPLETION_TIMEOUT,
         )
@@ -266,7 +292,11 @@ class TeamsBackend(Backend):
         if result.finished:
             extras["result_code"] = outcome.result_code
             extras["result_subcode"] = outcome.result_subcode
-        status = CallStatus.PLAYED if result.finished else CallStatus.ANSWERED
+        if result.acknowledged is not None:
+            status = CallStatus.ACKNOWLEDGED
+            extras["digit"] = result.acknowledged.tone
+        else:
+            status = CallStatus.PLAYED if result.finished else CallStatus.ANSWERED
         call = CallResult(
             target=target.id if target else result.call_id,
             call_id=result.call_id,
@@ -310,6 +340,24 @@ class TeamsBackend(Backend):
         return web.Response(status=202)
 
     def _report(self, event: GraphEvent) -> None:
+        """Tell what a notification that acted means, in the words every backend uses.
+
+        Only the key that acknowledges a call is news among key presses; the prompts
+        that key stopped are not reported as failed.
+        """
+        if event.type is GraphEventType.TONE:
+            if (acknowledgement := self.client.acknowledgement(event)) is not None:
+                self.async_report(
+                    CallEvent(
+                        status=CallStatus.ACKNOWLEDGED,
+                        call_id=event.call_id,
+                        extras={"digit": acknowledgement.key},
+                        final=acknowledgement.hangs_up,
+                    )
+                )
+            return
+        if self.client.stopped(event.operation_id):
+            return
         self.async_report(_call_event(event))
 
     def _external_url(self) -> str | None:
@@ -407,6 +455,7 @@ def _client(hass: HomeAssistant, data: Mapping[str, Any]) -> GraphClient:
         data[CONF_CLIENT_SECRET],
         login_base=GRAPH_ENDPOINTS.login_base,
         graph_base=GRAPH_ENDPOINTS.graph_base,
+        keep_alive_interval=KEEP_ALIVE_INTERVAL,  # calls held beyond 45 minutes stay up
     )
 
 
