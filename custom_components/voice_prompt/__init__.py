@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
-from homeassistant.core import Event, HomeAssistant, callback
+from homeassistant.core import Event, HomeAssistant
 from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.typing import ConfigType
 
@@ -38,9 +38,10 @@ async def async_setup_entry(hass: HomeAssistant, entry: VoicePromptConfigEntry) 
     # Whoever still waits for a call's outcome stops waiting, rather than outlive the entry.
     entry.async_on_unload(backend.outcomes.close)
 
-    @callback
-    def _async_stop(event: Event) -> None:
+    async def _async_stop(event: Event) -> None:
+        # Home Assistant stops without unloading entries: nothing of the backend may linger.
         backend.outcomes.close()
+        await backend.async_stop()
 
     entry.async_on_unload(hass.bus.async_listen(EVENT_HOMEASSISTANT_STOP, _async_stop))
     dr.async_get(hass).async_get_or_create(config_entry_id=entry.entry_id, **backend.device_info)

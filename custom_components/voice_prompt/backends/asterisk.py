@@ -18,14 +18,8 @@ import uuid
 from aiohttp import web
 from yarl import URL
 
-from homeassistant.const import (
-    CONF_PASSWORD,
-    CONF_URL,
-    CONF_USERNAME,
-    CONF_VERIFY_SSL,
-    EVENT_HOMEASSISTANT_STOP,
-)
-from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
+from homeassistant.const import CONF_PASSWORD, CONF_URL, CONF_USERNAME, CONF_VERIFY_SSL
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.device_registry import DeviceInfo
@@ -156,7 +150,6 @@ class AsteriskBackend(Backend):
         self.info: AriInfo | None = None
         self._calls: dict[str, _Call] = {}  # channel id → call
         self._remove_listener = self.client.add_listener(self._on_event)
-        self._unsub_stop: CALLBACK_TYPE | None = None
 
     # -- config flow ----------------------------------------------------------------------
 
@@ -256,10 +249,6 @@ class AsteriskBackend(Backend):
             self._certificate.update(err)
             raise
         self._certificate.update(None)
-        # Home Assistant stops without unloading entries: the websocket must not linger.
-        self._unsub_stop = self.hass.bus.async_listen_once(
-            EVENT_HOMEASSISTANT_STOP, self._async_stop
-        )
 
     async def async_play(self, request: PlayRequest) -> PlayResult:
         """Call every target at once; return once Asterisk accepted each call.
@@ -329,10 +318,11 @@ class AsteriskBackend(Backend):
 
     async def async_close(self) -> None:
         """Close the event websocket; calls still in progress end."""
-        if self._unsub_stop is not None:
-            self._unsub_stop()
-            self._unsub_stop = None
         self._remove_listener()
+        await self.client.async_close()
+
+    async def async_stop(self) -> None:
+        """The event websocket must not outlive Home Assistant."""
         await self.client.async_close()
 
     def diagnostics(self) -> dict[str, Any]:
@@ -492,10 +482,6 @@ class AsteriskBackend(Backend):
             return get_url(self.hass, allow_external=False)
         except NoURLAvailableError:
             raise self._invalid("internal_url_required") from None
-
-    async def _async_stop(self, event: Event) -> None:
-        self._unsub_stop = None
-        await self.client.async_close()
 
     def _invalid(self, key: str) -> ServiceValidationError:
         return ServiceValidationError(

@@ -153,6 +153,13 @@ class Backend(ABC):
     async def async_close(self) -> None:
         """Release the connection (the entry is unloading or Home Assistant stops)."""
 
+    async def async_stop(self) -> None:
+        """Home Assistant stops (entries are not unloaded): close what must not linger.
+
+        The default keeps everything: nothing of it outlives Home Assistant.
+        """
+        return
+
     @abstractmethod
     def diagnostics(self) -> dict[str, Any]:
         """State for diagnostics, without any secret."""

@@ -15,13 +15,8 @@ import uuid
 from aiohttp import web
 
 from homeassistant.components import webhook
-from homeassistant.const import (
-    CONF_CLIENT_ID,
-    CONF_CLIENT_SECRET,
-    CONF_WEBHOOK_ID,
-    EVENT_HOMEASSISTANT_STOP,
-)
-from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant
+from homeassistant.const import CONF_CLIENT_ID, CONF_CLIENT_SECRET, CONF_WEBHOOK_ID
+from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
@@ -162,7 +157,6 @@ class TeamsBackend(Backend):
             entry.data[CONF_CLIENT_ID],
             openid_config_url=GRAPH_ENDPOINTS.openid_config_url,
         )
-        self._unsub_stop: CALLBACK_TYPE | None = None
 
     # -- config flow ----------------------------------------------------------------------
 
@@ -231,21 +225,14 @@ class TeamsBackend(Backend):
             allowed_methods=["POST"],
         )
         self._external_url()  # a repair issue now, rather than at the first action
-        # Calls still held stop being kept alive when Home Assistant stops.
-        self._unsub_stop = self.hass.bus.async_listen_once(
-            EVENT_HOMEASSISTANT_STOP, self._async_stop
-        )
 
     async def async_close(self) -> None:
         """Stop listening and cancel anyone still waiting for a notification."""
-        if self._unsub_stop is not None:
-            self._unsub_stop()
-            self._unsub_stop = None
         webhook.async_unregister(self.hass, self.entry.data[CONF_WEBHOOK_ID])
         await self.client.async_close()
 
-    async def _async_stop(self, event: Event) -> None:
-        self._unsub_stop = None
+    async def async_stop(self) -> None:
+        """Calls still held stop being kept alive."""
         await self.client.async_close()
 
     async def async_play(self, request: PlayRequest) -> PlayResult:
