@@ -34,7 +34,7 @@ from homeassistant.const import CONF_PASSWORD, CONF_URL, CONF_USERNAME, EVENT_ST
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import entity_registry as er
-from tests.asterisk import NOT_REGISTERED, RealPbx, processes_running, unavailable
+from tests.asterisk import NOT_REGISTERED, Phone, RealPbx, processes_running, unavailable
 from tests.asterisk.audio import as_float
 from tests.asterisk_fixtures import (  # noqa: F401 - ha_url is a fixture
     LOCAL_WAV,
@@ -109,6 +109,22 @@ def _samples(wav_data: bytes) -> np.ndarray:
     with wave.open(io.BytesIO(wav_data)) as wav:
         assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (8000, 1, 2)
         return as_float(np.frombuffer(wav.readframes(wav.getnframes()), "<i2"))
+
+
+def _press_once_playing(entry: MockConfigEntry, phone: Phone, key: str) -> list[asyncio.Task[Any]]:
+    """Have ``phone`` press ``key`` shortly after the first playback starts (its task, once)."""
+    pressed: list[asyncio.Task[Any]] = []
+
+    async def press_soon() -> None:
+        await asyncio.sleep(0.3)
+        await phone.press(key)
+
+    def on_event(event: AriEvent) -> None:
+        if event.type is AriEventType.PLAYBACK_STARTED and not pressed:
+            pressed.append(asyncio.get_running_loop().create_task(press_soon()))
+
+    entry.runtime_data.client.add_listener(on_event)
+    return pressed
 
 
 async def test_config_flow_against_the_real_asterisk(
@@ -241,17 +257,7 @@ async def test_keys_pressed_are_reported(
     """The phone sends 5 (RFC 4733) while the sound plays: in the response and the event."""
     phone = pbx.phone("1000")
     changes = async_capture_events(hass, EVENT_STATE_CHANGED)
-    pressed: list[asyncio.Task[Any]] = []
-
-    async def press_soon() -> None:
-        await asyncio.sleep(0.3)
-        await phone.press("5")
-
-    def on_event(event: AriEvent) -> None:
-        if event.type is AriEventType.PLAYBACK_STARTED and not pressed:
-            pressed.append(asyncio.get_running_loop().create_task(press_soon()))
-
-    loaded.runtime_data.client.add_listener(on_event)
+    pressed = _press_once_playing(loaded, phone, "5")
     response = await play_prompt(hass, loaded, target="1000", prompt="hello-world", wait=True)
     await asyncio.gather(*pressed)
 
@@ -273,17 +279,7 @@ async def test_a_real_key_press_acknowledges(
 ) -> None:
     """acknowledge: the phone presses 1 during a long sound; the call ends acknowledged."""
     phone = pbx.phone("1000")
-    pressed: list[asyncio.Task[Any]] = []
-
-    async def press_soon() -> None:
-        await asyncio.sleep(0.3)
-        await phone.press("1")
-
-    def on_event(event: AriEvent) -> None:
-        if event.type is AriEventType.PLAYBACK_STARTED and not pressed:
-            pressed.append(asyncio.get_running_loop().create_task(press_soon()))
-
-    loaded.runtime_data.client.add_listener(on_event)
+    pressed = _press_once_playing(loaded, phone, "1")
     started = time.monotonic()
     response = await play_prompt(
         hass, loaded, target="1000", prompt="tt-monkeys", acknowledge="1", wait=True
@@ -319,17 +315,7 @@ async def test_escalation_from_a_declining_phone_to_one_that_confirms(
 ) -> None:
     """1000 declines (busy), 1001 answers and presses 1: it acknowledged, in that order."""
     confirming = pbx.phone("1001")
-    pressed: list[asyncio.Task[Any]] = []
-
-    async def press_soon() -> None:
-        await asyncio.sleep(0.3)
-        await confirming.press("1")
-
-    def on_event(event: AriEvent) -> None:
-        if event.type is AriEventType.PLAYBACK_STARTED and not pressed:
-            pressed.append(asyncio.get_running_loop().create_task(press_soon()))
-
-    loaded.runtime_data.client.add_listener(on_event)
+    pressed = _press_once_playing(loaded, confirming, "1")
     async with pbx.phone("1000").rejecting():
         response = await play_prompt(
             hass,
