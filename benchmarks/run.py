@@ -818,6 +818,13 @@ def markdown(rows: list[Row], settings: Settings, seconds: float) -> str:
     return "\n\n".join(parts)
 
 
+def appended_sections(path: Path) -> str:
+    """The ``## `` sections other scripts' figures were appended under: a rewrite keeps them."""
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    heading = text.find("\n## ")
+    return "" if heading < 0 else "\n" + text[heading + 1 :]
+
+
 def chart(samples: dict[str, list[int]], path: Path) -> bool:
     """Violins and p5-p95 boxes of the per-call times; False without matplotlib."""
     try:
@@ -927,7 +934,7 @@ def main(argv: list[str] | None = None) -> int:
     text = markdown(rig.rows, settings, seconds)
     print(text)
     if not settings.quick and set(args.only) == set(SECTIONS) and not args.no_write:
-        RESULTS_MD.write_text(text, encoding="utf-8")
+        RESULTS_MD.write_text(text + appended_sections(RESULTS_MD), encoding="utf-8")
         drawn = chart(rig.samples, CHART_PNG)
         say(f"wrote {RESULTS_MD.relative_to(ROOT)}" + (" and per_call.png" if drawn else ""))
     say(f"done in {seconds:.0f} s; {summary(rig.rows)}")
