@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import ha_loop  # noqa: E402
 from pytest_homeassistant_custom_component.common import (  # noqa: E402
     MockConfigEntry,
     async_test_home_assistant,
@@ -54,7 +55,6 @@ from custom_components.voice_prompt.const import DOMAIN  # noqa: E402
 from homeassistant import loader  # noqa: E402
 from homeassistant.core import HomeAssistant  # noqa: E402
 from homeassistant.helpers import frame  # noqa: E402
-from homeassistant.runner import HassEventLoopPolicy  # noqa: E402
 from homeassistant.setup import async_setup_component  # noqa: E402
 from tests.fakes.tls import make_self_signed_cert, server_ssl_context  # noqa: E402
 from tests.fakes.yeastar import FakeYeastarPBX, RecordedRequest  # noqa: E402
@@ -928,7 +928,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.calls:
         settings = replace(settings, calls=args.calls)
     started = time.perf_counter()
-    loop_factory = HassEventLoopPolicy(False).new_event_loop
+    loop_factory = ha_loop.new_event_loop
     rig = asyncio.run(run_sections(args.only, settings), loop_factory=loop_factory)
     seconds = time.perf_counter() - started
     text = markdown(rig.rows, settings, seconds)

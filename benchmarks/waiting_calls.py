@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import ha_loop  # noqa: E402
 from pytest_homeassistant_custom_component.common import (  # type: ignore[import-untyped]  # noqa: E402
     async_test_home_assistant,
 )
@@ -48,7 +49,6 @@ from custom_components.voice_prompt.escalation import (  # noqa: E402
     async_wait_calls,
 )
 from homeassistant.core import HomeAssistant  # noqa: E402
-from homeassistant.runner import HassEventLoopPolicy  # noqa: E402
 
 TIMEOUT = float(MAX_WAIT_TIMEOUT)  # the longest wait the action allows: 900 s
 OUTCOME = CallStatus.PLAYED
@@ -340,7 +340,7 @@ async def on_hass_loop(count: int, seconds: float) -> Figures:
 def run_loop(name: str, count: int, seconds: float) -> Figures:
     if name == "plain":
         return asyncio.run(on_plain_loop(count, seconds))
-    loop_factory = HassEventLoopPolicy(False).new_event_loop
+    loop_factory = ha_loop.new_event_loop
     return asyncio.run(on_hass_loop(count, seconds), loop_factory=loop_factory)
 
 
