@@ -29,6 +29,9 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import real_pbx
+
 ROOT = Path(__file__).resolve().parent.parent
 DOMAIN = "voice_prompt"
 CLIENT_ID = "http://127.0.0.1/"
@@ -487,6 +490,50 @@ async def teams_demo(session: aiohttp.ClientSession, base: str, token: str) -> N
         raise DemoError(f"the Teams call did not complete: {response}")
 
 
+async def asterisk_demo(session: aiohttp.ClientSession, base: str, token: str, work: Path) -> None:
+    """A real Asterisk and a real SIP phone: add the PBX, ring 1000, keep what it heard.
+
+    Where the pair cannot run here, one line says why and the demo goes on without it.
+    """
+    pbx = await asyncio.to_thread(real_pbx.start, ("1000",))
+    if isinstance(pbx, str):
+        show("Asterisk (real PBX)", f"left out: {pbx}")
+        return
+    try:
+        show(
+            "Asterisk (real PBX)",
+            f"Asterisk 22 with ARI on {pbx.ari_url}, a baresip phone on 1000 (registered; "
+            f"{pbx.started_in or 0:.1f} s to start)",
+        )
+        entry = await add_entry(session, base, token, "asterisk", real_pbx.entry_form(pbx))
+        since = time.time()
+        request = {
+            "config_entry_id": entry["entry_id"],
+            "target": "1000",
+            "prompt": "hello-world",
+            "message": "Someone is at the front door.",
+            "tts_engine": "espeak_demo",
+            "wait": True,
+        }
+        response = await call_action(session, base, token, request)
+        show("Asterisk: response (waited for the outcome)", response)
+        calls = response.get("calls") or [{}]
+        if calls[0].get("status") != "played":
+            raise DemoError(f"the Asterisk call did not play: {response}")
+        try:
+            recording = await pbx.phone("1000").recording(since=since)
+        except real_pbx.PbxError as err:
+            raise DemoError(str(err)) from err
+        heard = real_pbx.keep(recording, work / "asterisk-phone-1000.wav")
+        hello = real_pbx.find_sound(pbx, "hello-world", recording)
+        show("what the phone heard", f"{heard}\nhello-world found in it: {hello}")
+        # Below 0.9 the sound is not what the phone heard (it scores 0.99 and more here).
+        if heard.level_dbfs < -50 or hello.score < 0.9:
+            raise DemoError(f"the phone did not hear the call: {heard}; hello-world {hello}")
+    finally:
+        await asyncio.to_thread(pbx.stop)
+
+
 class Processes:
     """The programs a demo started, each with its log file; stopped together, last first."""
 
@@ -563,11 +610,15 @@ async def run_demo(args: argparse.Namespace) -> int:
             token = await onboard(session, base)
             show("onboarding", f"user '{DEMO_USER[0]}' created, access token obtained")
             # As Settings → System → Network does (not YAML, which would lock that page).
-            await update_core_config(session, base, token, {"external_url": DEMO_EXTERNAL_URL})
-            show("external URL", f"{DEMO_EXTERNAL_URL} (config/core/update)")
+            # Asterisk fetches speech from the internal URL, Teams from the external one.
+            urls = {"external_url": DEMO_EXTERNAL_URL, "internal_url": base}
+            await update_core_config(session, base, token, urls)
+            show("Home Assistant URLs", f"{urls} (config/core/update)")
             await pbx_demo(session, base, token, pbx, args.extension)
             await p_series_demo(session, base, token, p_port)
             await teams_demo(session, base, token)
+            if args.asterisk:
+                await asterisk_demo(session, base, token, processes.work)
         if not args.pbx_host:
             show("what the PBX simulator received", processes.tail("yeastar", 12))
         show("what the P-Series simulator received", processes.tail("yeastar_p", 8))
@@ -593,7 +644,9 @@ async def run_demo(args: argparse.Namespace) -> int:
         processes.stop()
 
 
-def develop_instructions(args: argparse.Namespace, config_dir: Path, written: bool) -> str:
+def develop_instructions(
+    args: argparse.Namespace, config_dir: Path, written: bool, asterisk: real_pbx.RealPbx | str
+) -> str:
     """What to do in the browser once develop started everything."""
     port = args.ha_port or 8123
     pbx = (
@@ -622,7 +675,20 @@ def develop_instructions(args: argparse.Namespace, config_dir: Path, written: bo
         f"     {GRAPH_APP['tenant_id']}, client {GRAPH_APP['client_id']},\n"
         f"     secret {GRAPH_APP['client_secret']}; call the Teams user {TEAMS_USER}\n"
         "     with a prompt like https://media.example.test/doorbell.wav.\n"
+        f"{asterisk_instructions(asterisk)}"
         "Press Ctrl-C to stop everything.\n"
+    )
+
+
+def asterisk_instructions(asterisk: real_pbx.RealPbx | str) -> str:
+    """How to add the real Asterisk develop started, or why it is not there."""
+    if isinstance(asterisk, str):
+        return f"  Real Asterisk and SIP phones: left out ({asterisk}).\n"
+    return (
+        "  A real Asterisk with SIP phones (baresip, from the Debian sid root):\n"
+        "  Add integration → Voice Prompt → Asterisk or FreePBX (Asterisk REST Interface):\n"
+        f"{real_pbx.describe(asterisk)}"
+        "     Play the prompt hello-world on 1000; the recording holds what the phone heard.\n"
     )
 
 
@@ -633,6 +699,7 @@ def run_develop(args: argparse.Namespace) -> int:
     port = args.ha_port or 8123
     written = prepare_config(config_dir, port, "development", keep=True)
     simulators: list[subprocess.Popen[bytes]] = []
+    asterisk = real_pbx.start() if args.asterisk else "--no-asterisk"
     if not args.pbx_host:
         # Its standard input is this terminal's: it takes 'password NEW' there.
         simulators.append(
@@ -659,7 +726,7 @@ def run_develop(args: argparse.Namespace) -> int:
     home_assistant = subprocess.Popen(
         home_assistant_command(config_dir), cwd=config_dir, env=env, stdin=subprocess.DEVNULL
     )
-    print(develop_instructions(args, config_dir, written), flush=True)
+    print(develop_instructions(args, config_dir, written, asterisk), flush=True)
     try:
         home_assistant.wait()
     except KeyboardInterrupt:
@@ -668,6 +735,8 @@ def run_develop(args: argparse.Namespace) -> int:
         stop(home_assistant)
         for simulator in simulators:
             stop(simulator)
+        if not isinstance(asterisk, str):
+            asterisk.stop()
         if changed := changed_packages(packages):
             print(f"WARNING: Home Assistant changed the venv: {', '.join(changed)}", flush=True)
     return 0
@@ -696,6 +765,12 @@ def main() -> int:
     parser.add_argument("--pbx-username", default=os.environ.get("PBX_USERNAME", "api"))
     parser.add_argument("--pbx-password", default=os.environ.get("PBX_PASSWORD", ""))
     parser.add_argument("--verify-ssl", action="store_true")
+    parser.add_argument(
+        "--no-asterisk",
+        dest="asterisk",
+        action="store_false",
+        help="leave out the real Asterisk and SIP phones (they run from the Debian sid root)",
+    )
     parser.add_argument(
         "--extension", nargs="+", default=["1000", "1001", "1010"], help="demo: extensions to ring"
     )

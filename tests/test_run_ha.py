@@ -14,6 +14,19 @@ import pytest
 
 from custom_components.voice_prompt.api import VoicePromptAuthenticationError, YeastarClient
 from homeassistant.util.yaml import load_yaml_dict
+from tests.asterisk import (
+    APP,
+    ARI_PASSWORD,
+    ARI_USER,
+    Phone,
+    RealPbx,
+    Runner,
+    processes_running,
+    read_wav,
+    sound_path,
+    unavailable,
+)
+from tests.asterisk_fixtures import chirp_wav
 from tests.conftest import PASSWORD
 from tests.fakes.yeastar import FakeYeastarPBX, run_command
 
@@ -104,13 +117,14 @@ def test_develop_names_the_menu_items_that_exist(tmp_path: Path, pbx_host: str |
     args = argparse.Namespace(
         ha_port=8200, sim_port=8300, graph_port=8400, pbx_host=pbx_host, pbx_port=8088
     )
-    text: str = run_ha.develop_instructions(args, tmp_path, True)
+    text: str = run_ha.develop_instructions(args, tmp_path, True, "--no-asterisk")
 
     assert MENU["yeastar"] in text
     assert MENU["graph"] in text
     assert "http://127.0.0.1:8200" in text
     assert "port 8400" in text
     assert "Settings → System → Network" in text
+    assert "Real Asterisk and SIP phones: left out (--no-asterisk)." in text
     if pbx_host is None:
         assert "port 8300" in text
         assert "password NEW-PASSWORD" in text
@@ -153,3 +167,57 @@ def test_other_lines_get_the_list_of_commands(line: str, expected: str | None) -
 
     assert run_command(fake, line) == expected
     assert fake.password == PASSWORD
+
+
+def test_develop_says_how_to_add_the_real_asterisk(tmp_path: Path) -> None:
+    """The ARI address, user, password and app, and where each phone's recording goes."""
+    pbx = RealPbx(("1000", "1001"), runner=Runner(tmp_path))
+    pbx.http_port, pbx.dir = 8500, tmp_path / "vp-run"
+    pbx.phones = {number: Phone(pbx, number) for number in ("1000", "1001")}
+
+    text = run_ha.asterisk_instructions(pbx)
+
+    assert MENU["asterisk"] in text
+    assert f"ARI URL http://127.0.0.1:8500, username {ARI_USER}, password {ARI_PASSWORD}" in text
+    assert f"Stasis application {APP}" in text
+    assert f"1001 (recording {tmp_path / 'vp-run' / 'phone-1001' / 'rx.wav'})" in text
+
+
+def test_the_demo_keeps_what_the_phone_heard(tmp_path: Path) -> None:
+    """The recording is copied out of the PBX's run directory, with its length and level."""
+    heard_by_phone = tmp_path / "rx.wav"
+    heard_by_phone.write_bytes(chirp_wav(1.5))
+
+    heard = run_ha.real_pbx.keep(read_wav(heard_by_phone), tmp_path / "kept.wav")
+
+    assert heard.path.read_bytes() == heard_by_phone.read_bytes()
+    assert (heard.seconds, heard.rate) == (1.5, 8000)
+    assert -12 < heard.level_dbfs < -8  # a sine at half scale: -9 dBFS
+    assert (
+        str(heard) == f"1.50 s at 8000 Hz, level {heard.level_dbfs:.1f} dBFS, saved as {heard.path}"
+    )
+
+
+def test_the_real_pbx_starts_for_the_demo_or_says_why_not(socket_enabled: None) -> None:
+    """Where the sid root can run it: Asterisk up and the phone registered; else one line."""
+    started = run_ha.real_pbx.start(("1000",))
+    if isinstance(started, str):
+        assert started == unavailable()
+        assert "\n" not in started
+        return
+    try:
+        assert started.endpoint_state("1000") == "online"
+        itself = read_wav(sound_path(started, "hello-world"))
+        found = run_ha.real_pbx.find_sound(started, "hello-world", itself)
+        assert (round(found.score, 3), found.offset) == (1.0, 0.0)
+        assert run_ha.real_pbx.entry_form(started) == {
+            "url": started.ari_url,
+            "username": ARI_USER,
+            "password": ARI_PASSWORD,
+            "app": APP,
+            "verify_ssl": False,
+        }
+    finally:
+        pids = started.pids()
+        started.stop()
+    assert processes_running(pids) == []
