@@ -84,10 +84,11 @@ def find_sound(pbx: RealPbx, name: str, recording: Recording) -> Match:
 
 def describe(pbx: RealPbx) -> str:
     """Where the PBX is and how to add it (develop's instructions)."""
-    phones = ", ".join(
-        f"{number} (recording {pbx.phone(number).recording_path})" for number in pbx.phones
+    phones = "".join(
+        f"       {number}: what it hears goes to {pbx.phone(number).recording_path}\n"
+        for number in pbx.phones
     )
     return (
         f"     ARI URL {pbx.ari_url}, username {pbx.ari_user}, password {pbx.ari_password},\n"
-        f"     Stasis application {pbx.app}; phones answering by themselves: {phones}.\n"
+        f"     Stasis application {pbx.app}. Phones that answer by themselves:\n{phones}"
     )

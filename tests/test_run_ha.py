@@ -180,7 +180,7 @@ def test_develop_says_how_to_add_the_real_asterisk(tmp_path: Path) -> None:
     assert MENU["asterisk"] in text
     assert f"ARI URL http://127.0.0.1:8500, username {ARI_USER}, password {ARI_PASSWORD}" in text
     assert f"Stasis application {APP}" in text
-    assert f"1001 (recording {tmp_path / 'vp-run' / 'phone-1001' / 'rx.wav'})" in text
+    assert f"1001: what it hears goes to {tmp_path / 'vp-run' / 'phone-1001' / 'rx.wav'}\n" in text
 
 
 def test_the_demo_keeps_what_the_phone_heard(tmp_path: Path) -> None:
