@@ -289,3 +289,77 @@ async def test_stopping_home_assistant_stops_keeping_calls_alive(
     async_fire_time_changed(hass, _later(KEEP_ALIVE_INTERVAL * 2))
     await _quiet(hass)
     assert graph.calls_to("POST", "/keepAlive") == []
+
+
+SECOND_USER = "0b1c2d3e-4f50-4617-8a9b-0c1d2e3f4a5b"
+THIRD_USER = "9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a"
+
+
+def _user_of(graph: FakeGraph, call_id: str) -> str:
+    return str(graph.calls[call_id].targets[0]["identity"]["user"]["id"])
+
+
+async def test_escalation_down_three_teams_users(
+    hass: HomeAssistant,
+    graph: FakeGraph,
+    graph_loaded: MockConfigEntry,
+    reported: list[CallEvent],
+) -> None:
+    """The first does not answer, the second hears it all without the key, the third confirms.
+
+    Teams calls one user per action, yet an escalation goes down a list of them.
+    """
+    graph.unanswered_users = {USER_ID}
+    graph.prompt_seconds = 1.0
+    action = asyncio.create_task(
+        play_prompt(
+            hass,
+            graph_loaded,
+            target=[USER_ID, SECOND_USER, THIRD_USER],
+            prompt=[MEDIA],
+            acknowledge="1",
+            escalate=True,
+            timeout=10,
+        )
+    )
+    await wait_for(lambda: THIRD_USER in [_user_of(graph, c) for c in graph.calls])
+    third = next(c for c in graph.calls if _user_of(graph, c) == THIRD_USER)
+    await wait_for(lambda: graph.calls[third].tones_subscribed)
+    assert await graph.press(third, "1") == 202
+    response = await asyncio.wait_for(action, 10)
+
+    assert response["acknowledged_by"] == THIRD_USER
+    assert [(call["target"], call["status"]) for call in response["calls"]] == [
+        (SECOND_USER, "played"),
+        (THIRD_USER, "acknowledged"),
+    ]
+    (failure,) = response["failed"]
+    assert failure["target"] == USER_ID
+    assert "not answered" in failure["error"]
+    # One call after the other: each began once the one before it had ended.
+    assert [_user_of(graph, call_id) for call_id in graph.calls] == [
+        USER_ID,
+        SECOND_USER,
+        THIRD_USER,
+    ]
+    acknowledged = [e for e in reported if e.status is CallStatus.ACKNOWLEDGED]
+    assert [(e.target, e.call_id) for e in acknowledged] == [(THIRD_USER, third)]
+    assert {e.target for e in reported} == {USER_ID, SECOND_USER, THIRD_USER}
+
+
+async def test_escalation_stops_at_a_target_that_is_no_teams_user(
+    hass: HomeAssistant, graph: FakeGraph, graph_loaded: MockConfigEntry
+) -> None:
+    """The caller's mistake is not a target that failed: the action says so, nothing rings."""
+    with pytest.raises(ServiceValidationError) as caught:
+        await play_prompt(
+            hass,
+            graph_loaded,
+            target=["reception", USER_ID],
+            prompt=[MEDIA],
+            acknowledge="1",
+            escalate=True,
+        )
+
+    assert "reception is neither a Teams user" in str(caught.value)
+    assert graph.calls == {}

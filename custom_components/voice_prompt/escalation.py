@@ -6,8 +6,18 @@ import asyncio
 from dataclasses import replace
 from typing import Final
 
-from .backends.base import Backend, CallEvent, CallResult, CallStatus, PlayRequest, PlayResult
+from .api import VoicePromptError, VoicePromptInputError
+from .backends.base import (
+    Backend,
+    CallEvent,
+    CallFailure,
+    CallResult,
+    CallStatus,
+    PlayRequest,
+    PlayResult,
+)
 from .backends.outcomes import UNDECIDED, OutcomesClosedError
+from .errors import needs_reauth
 
 DEFAULT_WAIT_TIMEOUT: Final = 120  # seconds, per call (per target when escalating)
 MAX_WAIT_TIMEOUT: Final = 900
@@ -61,7 +71,14 @@ async def async_escalate(
     """
     result = PlayResult()
     for target in request.targets:
-        step = await backend.async_play(replace(request, targets=(target,)))
+        try:
+            step = await backend.async_play(replace(request, targets=(target,)))
+        except VoicePromptError as err:
+            # The caller's mistake or refused credentials fail the next target too.
+            if isinstance(err, VoicePromptInputError) or needs_reauth(err):
+                raise
+            result.failed.append(CallFailure(target=target, error=err))
+            continue
         result.failed.extend(step.failed)
         result.calls.extend(step.calls)
         try:

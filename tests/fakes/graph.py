@@ -364,6 +364,8 @@ class FakeGraph:
         # subscribeToTone answers 403 (the app lacks Calls.AccessMedia.All).
         self.tone_permission_denied = False
         self.answer = True
+        # Teams users (object ids) who never answer, whatever ``answer`` says.
+        self.unanswered_users: set[str] = set()
         self.fail_media = False
         # Download every prompt and check it is a WAV Teams plays; media_hosts maps a
         # URL's host (as written in the prompt) to a local base URL the fake fetches from
@@ -1161,8 +1163,12 @@ class FakeGraph:
             requested_modalities=list(body["requestedModalities"]),
         )
         self.calls[call_id] = call
-        self._spawn(self._establish(call, answer=self.answer), call_id)
         identity = call.targets[0]["identity"]
+        user = identity.get("user")
+        answers = self.answer and not (
+            isinstance(user, dict) and user.get("id") in self.unanswered_users
+        )
+        self._spawn(self._establish(call, answer=answers), call_id)
         who = (
             f"user {_short(identity['user']['id'])}"
             if isinstance(identity.get("user"), dict)

@@ -947,8 +947,13 @@ class GraphClient:
         callback_uri: str,
         *,
         source_instance_id: str | None = None,
+        on_placed: Callable[[str], None] | None = None,
     ) -> str:
-        """Place an audio call with service-hosted media; return its id."""
+        """Place an audio call with service-hosted media; return its id.
+
+        ``on_placed`` hears the id before any notification of the call acts (Graph can
+        notify before it replies; those notifications act when the call is registered).
+        """
         body: dict[str, Any] = {
             "@odata.type": "#microsoft.graph.call",
             "callbackUri": callback_uri,
@@ -992,6 +997,8 @@ class GraphClient:
         call_id = data.get("id") if isinstance(data, dict) else None
         if not isinstance(call_id, str) or not call_id:
             raise VoicePromptResponseError(f"{self._graph_host} created a call without an ID")
+        if on_placed is not None:
+            on_placed(call_id)
         self.tracker.register(call_id)  # what Graph told before this reply acts now
         return call_id
 
@@ -1082,6 +1089,7 @@ class GraphClient:
         acknowledge: str | None = None,
         establish_timeout: float = 60.0,
         completion_timeout: float = 600.0,
+        on_placed: Callable[[str], None] | None = None,
     ) -> GraphPlayResult:
         """Play into ``call_id``, or place a call to ``target``, play, wait, and hang up.
 
@@ -1099,7 +1107,11 @@ class GraphClient:
         if target is None or callback_uri is None:
             raise ValueError("give call_id, or target and callback_uri")
         new_call = await self.create_call(
-            target, prompts, callback_uri, source_instance_id=source_instance_id
+            target,
+            prompts,
+            callback_uri,
+            source_instance_id=source_instance_id,
+            on_placed=on_placed,
         )
         hold = self._hold(new_call, key, hang_up)
         result: GraphPlayResult | None = None

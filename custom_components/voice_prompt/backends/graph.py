@@ -6,8 +6,10 @@ and calls held up (a loop, a call kept) are kept alive with keepAlive.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 import os
 from typing import Any, ClassVar, Final
 import uuid
@@ -59,6 +61,7 @@ from .base import (
     VoicePromptConfigEntry,
 )
 from .media import async_media_url, is_media_source
+from .outcomes import REMEMBERED_CALLS
 
 CONF_TENANT_ID: Final = "tenant_id"
 CONF_APPLICATION_INSTANCE_ID: Final = "application_instance_id"
@@ -152,6 +155,8 @@ class TeamsBackend(Backend):
         # The tracker decides which notifications act; the entity hears what acted.
         self.client.tracker.name = entry.title
         self.client.tracker.add_listener(self._report)
+        # Each placed call's target as the action named it: its events name it too.
+        self._targets: OrderedDict[str, str] = OrderedDict()
         self.verifier = GraphNotificationVerifier(
             async_get_clientsession(hass),
             entry.data[CONF_CLIENT_ID],
@@ -267,6 +272,7 @@ class TeamsBackend(Backend):
             acknowledge=key,
             establish_timeout=ESTABLISH_TIMEOUT,
             completion_timeout=COMPLETION_TIMEOUT,
+            on_placed=None if target_text is None else partial(self._placed, target_text),
         )
         outcome = result.outcome
         if result.status == "failed":
@@ -326,6 +332,11 @@ class TeamsBackend(Backend):
             return web.Response(status=_REFUSED_STATUS[err.kind])
         return web.Response(status=202)
 
+    def _placed(self, target: str, call_id: str) -> None:
+        self._targets[call_id.lower()] = target  # Graph's ids are GUIDs: any case
+        while len(self._targets) > REMEMBERED_CALLS:
+            self._targets.popitem(last=False)
+
     def _report(self, event: GraphEvent) -> None:
         """Tell what a notification that acted means, in the words every backend uses.
 
@@ -337,6 +348,7 @@ class TeamsBackend(Backend):
                 self.async_report(
                     CallEvent(
                         status=CallStatus.ACKNOWLEDGED,
+                        target=self._targets.get(event.call_id.lower()),
                         call_id=event.call_id,
                         extras={"digit": acknowledgement.key},
                         final=acknowledgement.hangs_up,
@@ -345,7 +357,7 @@ class TeamsBackend(Backend):
             return
         if self.client.stopped(event.operation_id):
             return
-        self.async_report(_call_event(event))
+        self.async_report(_call_event(event, self._targets.get(event.call_id.lower())))
 
     def _external_url(self) -> str | None:
         """The instance's external HTTPS URL (Microsoft must reach it), kept in a repair."""
@@ -461,9 +473,10 @@ async def _read_body(request: web.Request, limit: int) -> bytes | None:
     return bytes(body)
 
 
-def _call_event(event: GraphEvent) -> CallEvent:
+def _call_event(event: GraphEvent, target: str | None) -> CallEvent:
     return CallEvent(
         status=_STATUS[event.type],
+        target=target,
         call_id=event.call_id,
         reason=event.result_message,
         extras={
