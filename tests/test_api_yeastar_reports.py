@@ -27,7 +27,7 @@ from custom_components.voice_prompt.api import (
 from custom_components.voice_prompt.api.yeastar import KEEPALIVE_AFTER_IDLE
 from custom_components.voice_prompt.api.yeastar_reports import MAX_REPORT_BYTES, report_address
 from tests.fakes.yeastar import V2_FIRMWARE_VERSION, FakeYeastarPBX
-from tests.fakes.yeastar_reports import FORGED_SOURCE, MALFORMED_BODY, REASONS
+from tests.fakes.yeastar_reports import FORGED_SOURCE, MALFORMED_BODY, PLAYED, REASONS
 from tests.test_api_yeastar import PASSWORD_MD5, make_client
 
 REPORT_IP = "192.0.2.7"
@@ -67,7 +67,9 @@ class Receiver:
 
 
 @pytest.fixture
-async def receiver(socket_enabled: None) -> AsyncGenerator[Receiver]:
+async def receiver(socket_enabled: None, pbx: FakeYeastarPBX) -> AsyncGenerator[Receiver]:
+    """The receiver, and the fake PBX reporting (played, unless a test says otherwise)."""
+    pbx.reports.outcome = PLAYED
     server = Receiver()
     await server.start()
     yield server

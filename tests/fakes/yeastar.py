@@ -3,6 +3,11 @@
 Use it from tests (``await FakeYeastarPBX().start()`` in the running loop) or as a
 program: ``python -m tests.fakes.yeastar --help`` (``--api v2`` for a PBX with API v2).
 
+After each play it posts an event report to the URL the latest login (or heartbeat)
+named, as a real PBX does (``reports``, see :mod:`.yeastar_reports`): in tests once
+``reports.outcome`` is set, as a program by default (``--report 486`` makes every call
+busy, ``--report none`` stops them). A login without ``url`` gets no reports.
+
 API v2.0.0 is there when the firmware is 30.13.0.30 or newer (``api_v2`` True/False
 overrides that). Where the guides are silent, the fake chooses, and says so here:
 

@@ -4,7 +4,8 @@ A real PBX POSTs JSON reports to the address the API login named (``url`` and ``
 1 = absolute, 0 or none = a path on the caller's IP at the login ``port``) and repeats a
 report until it gets HTTP 200. Which report follows a play is a switch (``outcome``);
 others make the reports malformed, send them from another address (forged), or send each
-again after it was accepted (replayed).
+again after it was accepted (replayed). In tests reports are off until a test sets
+``outcome``: Home Assistant's URL there is the test plugin's unreachable 10.10.10.10.
 """
 
 from __future__ import annotations
@@ -68,9 +69,9 @@ class Delivery:
 class ReportSender:
     """Sends the reports of the fake's calls; the switches say which and how."""
 
-    def __init__(self) -> None:
-        """Played to the end, well-formed, from the fake's address, once."""
-        self.outcome: str | None = PLAYED  # None: no report at all
+    def __init__(self, outcome: str | None = None) -> None:
+        """Reports of ``outcome`` (None: none), well-formed, from the fake's address, once."""
+        self.outcome = outcome
         self.malformed = False
         self.forged = False
         self.replays = 0  # copies sent after the report was accepted
