@@ -16,6 +16,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
+from custom_components.voice_prompt.backends import yeastar_reports as reports_module
 from custom_components.voice_prompt.diagnostics import async_get_config_entry_diagnostics
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import CONF_WEBHOOK_ID, EVENT_STATE_CHANGED, STATE_UNKNOWN
@@ -292,3 +293,18 @@ async def test_unload_stops_listening(
     await hass.async_block_till_done()
     assert reporting.data[CONF_WEBHOOK_ID] == webhook_id
     assert webhook_id in hass.data["webhook"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("192.0.2.5", "192.0.2.5"),
+        ("::ffff:192.0.2.5", "192.0.2.5"),  # a dual-stack socket's view of an IPv4 peer
+        ("fe80::1%eth0", "fe80::1"),
+        ("", None),
+        ("pbx.local", None),
+    ],
+)
+def test_source_addresses_compare_as_addresses(text: str, expected: str | None) -> None:
+    address = reports_module._address(text)
+    assert (None if address is None else str(address)) == expected

@@ -107,6 +107,8 @@ class YeastarReports:
             allowed_methods=["POST"],
         )
         self._registered = True
+        # Also when a later step of the setup fails: a retry registers the id again.
+        self._entry.async_on_unload(self.async_stop)
 
     @callback
     def async_stop(self) -> None:
