@@ -9,6 +9,7 @@ the PBX's address only.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+import time
 from typing import Any
 
 from aiohttp.test_utils import TestClient
@@ -16,6 +17,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
+from custom_components.voice_prompt.api.yeastar import KEEPALIVE_AFTER_IDLE
 from custom_components.voice_prompt.backends import yeastar_reports as reports_module
 from custom_components.voice_prompt.diagnostics import async_get_config_entry_diagnostics
 from homeassistant.config_entries import ConfigEntryState
@@ -308,3 +310,19 @@ async def test_unload_stops_listening(
 def test_source_addresses_compare_as_addresses(text: str, expected: str | None) -> None:
     address = reports_module._address(text)
     assert (None if address is None else str(address)) == expected
+
+
+async def test_heartbeat_follows_a_changed_internal_url(
+    hass: HomeAssistant, pbx: FakeYeastarPBX, reporting: MockConfigEntry
+) -> None:
+    """The next heartbeat tells the PBX where Home Assistant is now."""
+    backend = reporting.runtime_data
+    await hass.config.async_update(internal_url="http://192.0.2.50:8123")
+    backend.client._last_used = time.monotonic() - KEEPALIVE_AFTER_IDLE  # idle: heartbeat due
+    await backend._keepalive.async_refresh()
+
+    (heartbeat,) = pbx.calls("heartbeat")
+    webhook_id = reporting.data[CONF_WEBHOOK_ID]
+    assert heartbeat.body["url"] == f"192.0.2.50:8123/api/webhook/{webhook_id}"
+    assert pbx.reports.target is not None
+    assert pbx.reports.target.address == f"http://192.0.2.50:8123/api/webhook/{webhook_id}"

@@ -231,7 +231,11 @@ class YeastarBackend(Backend):
         return self.reports.listening and self.client.event_transport in (None, "HTTP")
 
     async def _async_keepalive(self) -> None:
-        """Heartbeat when the token sits idle; refused credentials ask for reauth."""
+        """Heartbeat when the token sits idle; refused credentials ask for reauth.
+
+        The heartbeat names the report URL as it is now (the internal URL may change).
+        """
+        self.client.report_url = await self.reports.async_refresh(self.client.host)
         try:
             await self.client.async_keepalive(await self._async_local_ip())
         except VoicePromptError as err:

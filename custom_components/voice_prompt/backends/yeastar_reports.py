@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable
+import contextlib
 import ipaddress
 import socket
 from typing import Any, Final
@@ -82,14 +83,21 @@ class YeastarReports:
                 data={**self._entry.data, CONF_WEBHOOK_ID: webhook.async_generate_id()},
             )
         try:
-            base = get_url(self._hass, allow_external=False)
+            self.url = self._webhook_url()
         except NoURLAvailableError:
             self.disabled_reason = (
                 "Home Assistant has no internal URL (Settings → System → Network)"
             )
             return None
-        self.url = base + webhook.async_generate_path(self._entry.data[CONF_WEBHOOK_ID])
         self.disabled_reason = None
+        return self.url
+
+    async def async_refresh(self, host: str) -> str | None:
+        """Follow a changed internal URL and PBX address (each keepalive); the URL now."""
+        if self._registered:
+            with contextlib.suppress(NoURLAvailableError):  # keep the last one that worked
+                self.url = self._webhook_url()
+            self._pbx = await self._async_addresses(host) or self._pbx
         return self.url
 
     async def async_start(self, host: str) -> None:
@@ -140,6 +148,10 @@ class YeastarReports:
         }
 
     # -- internals ------------------------------------------------------------------------
+
+    def _webhook_url(self) -> str:
+        base = get_url(self._hass, allow_external=False)
+        return base + webhook.async_generate_path(self._entry.data[CONF_WEBHOOK_ID])
 
     async def _async_addresses(self, host: str) -> frozenset[_Address]:
         """The addresses reports may come from: the PBX's, as its host resolves now."""
