@@ -923,6 +923,11 @@ async def _serve(args: argparse.Namespace) -> int:
                 f"{number} ({', '.join(members)})" for number, members in fake.paging_groups.items()
             )
             _emit(f"  paging groups: {groups}  (v2 also calls external numbers)")
+        _emit(
+            f"  event reports: {args.report} after each play, to the URL a login names"
+            if fake.reports.outcome
+            else "  event reports: none"
+        )
         if _read_commands(fake):
             _emit("  type 'password NEW-PASSWORD' + Enter to change the API password")
         await serve_until_stopped(fake.close, "Fake Yeastar PBX")
