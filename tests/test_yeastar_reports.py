@@ -8,7 +8,6 @@ the PBX's address only.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
 import time
 from typing import Any
 
@@ -26,7 +25,7 @@ from homeassistant.core import Event, HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import entity_registry as er, issue_registry as ir
 from homeassistant.setup import async_setup_component
-from tests.conftest import play_prompt
+from tests.conftest import play_prompt, serve_home_assistant
 from tests.fakes.yeastar import FakeYeastarPBX
 from tests.fakes.yeastar_reports import FORGED_SOURCE, PLAYED, REASONS
 
@@ -34,17 +33,9 @@ DOMAIN = "voice_prompt"
 
 
 @pytest.fixture
-async def ha_client(
-    hass: HomeAssistant, hass_client_no_auth: ClientSessionGenerator
-) -> AsyncGenerator[TestClient]:
+async def ha_client(hass: HomeAssistant, hass_client_no_auth: ClientSessionGenerator) -> TestClient:
     """Home Assistant's HTTP app on 127.0.0.1:<free port>, the instance's internal URL."""
-    for component in ("http", "webhook"):
-        assert await async_setup_component(hass, component, {})
-    # As Home Assistant's own server does: views registered later must still be served.
-    hass.http.app._router.freeze = lambda: None  # type: ignore[method-assign]
-    client = await hass_client_no_auth()
-    await hass.config.async_update(internal_url=str(client.make_url("")).rstrip("/"))
-    return client
+    return await serve_home_assistant(hass, hass_client_no_auth)
 
 
 @pytest.fixture
