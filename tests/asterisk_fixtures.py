@@ -24,6 +24,7 @@ from homeassistant.components.http import StaticPathConfig
 from homeassistant.const import CONF_PASSWORD, CONF_URL, CONF_USERNAME, CONF_VERIFY_SSL
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
+from tests.conftest import serve_home_assistant
 from tests.tts_fixtures import CountingTTS
 
 # A file of the www folder (served as /local/<name>) and of the media folder (media-source).
@@ -87,12 +88,7 @@ async def ha_url(
         (folder / LOCAL_WAV).write_bytes(chirp_wav(1.2))
     (media / WIDE_WAV).write_bytes(chirp_wav(1.2, 16000))
     hass.config.media_dirs = {"local": str(media)}
-    for component in ("http", "media_source"):
-        assert await async_setup_component(hass, component, {})
+    client = await serve_home_assistant(hass, hass_client_no_auth)
+    assert await async_setup_component(hass, "media_source", {})
     await hass.http.async_register_static_paths([StaticPathConfig("/local", str(www), False)])
-    # As Home Assistant's own server does: views registered later must still be served.
-    hass.http.app._router.freeze = lambda: None  # type: ignore[method-assign]
-    client = await hass_client_no_auth()
-    base = str(client.make_url("")).rstrip("/")
-    await hass.config.async_update(internal_url=base)
-    return base
+    return str(client.make_url("")).rstrip("/")

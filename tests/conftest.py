@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Iterator, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping
 import contextlib
 import dataclasses
 import json
@@ -16,6 +16,7 @@ from unittest.mock import patch
 
 import aiohttp
 from aiohttp.resolver import AsyncResolver
+from aiohttp.test_utils import TestClient
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -29,6 +30,7 @@ from homeassistant.core import HomeAssistant, ServiceRegistry
 from homeassistant.data_entry_flow import FlowManager, FlowResultType
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import device_registry as dr, issue_registry as ir
+from homeassistant.setup import async_setup_component
 from tests.fakes.tls import make_self_signed_cert, server_ssl_context
 from tests.fakes.yeastar import FakeYeastarPBX
 
@@ -292,6 +294,21 @@ async def play_prompt(
         blocking=True,
         return_response=return_response,
     )
+
+
+async def serve_home_assistant(
+    hass: HomeAssistant, hass_client_no_auth: Callable[[], Awaitable[TestClient]]
+) -> TestClient:
+    """Home Assistant's HTTP app on 127.0.0.1:<free port>, the instance's internal URL.
+
+    A fake on 127.0.0.1 reaches it there as a PBX on the local network would.
+    """
+    assert await async_setup_component(hass, "http", {})
+    # As Home Assistant's own server does: views registered later must still be served.
+    hass.http.app._router.freeze = lambda: None  # type: ignore[method-assign]
+    client = await hass_client_no_auth()
+    await hass.config.async_update(internal_url=str(client.make_url("")).rstrip("/"))
+    return client
 
 
 def reauth_flows(hass: HomeAssistant, entry: MockConfigEntry | None = None) -> list[Any]:

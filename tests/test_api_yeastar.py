@@ -105,6 +105,7 @@ DIAGNOSTICS_KEYS = {
     "api_version",
     "api_version_reason",
     "event_transport",
+    "report_url_set",
 }
 
 
@@ -1241,6 +1242,7 @@ async def test_repr_and_diagnostics_hold_no_secrets(
         "api_version": None,
         "api_version_reason": None,
         "event_transport": None,
+        "report_url_set": False,
     }
 
     await client.play_prompt("1000", "hello111")
@@ -1264,6 +1266,7 @@ async def test_repr_and_diagnostics_hold_no_secrets(
         "api_version": "1.0.0",
         "api_version_reason": "127.0.0.1 runs firmware 30.5.0.109",
         "event_transport": None,
+        "report_url_set": False,
     }
     assert not hasattr(client, "_password")
     assert PASSWORD not in repr(vars(client))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
 import hashlib
 import json
+import re
 import socket
 import ssl
 from typing import Any
@@ -273,8 +274,10 @@ async def test_yeastar_creates_entry(hass: HomeAssistant, pbx: FakeYeastarPBX) -
         CONF_PASSWORD: PASSWORD,
         CONF_VERIFY_SSL: False,
         CONF_CERTIFICATE_SHA256: pbx.certificate_sha256,
+        CONF_WEBHOOK_ID: ANY,
     }
-    assert CONF_WEBHOOK_ID not in result["data"]  # only Teams entries get one
+    # Where the PBX posts its event reports; a new one for each entry.
+    assert re.fullmatch(r"[0-9a-f]{64}", result["data"][CONF_WEBHOOK_ID])
     entry = result["result"]
     assert entry.unique_id == SERIAL
     assert entry.title == TITLE
@@ -619,6 +622,7 @@ async def test_yeastar_token_creates_entry(
         CONF_TOKEN: token,
         CONF_VERIFY_SSL: False,
         CONF_CERTIFICATE_SHA256: pbx.certificate_sha256,
+        CONF_WEBHOOK_ID: ANY,
     }
     assert CONF_PASSWORD not in result["data"]
     assert result["result"].unique_id == SERIAL
@@ -657,6 +661,8 @@ async def test_fields_are_trimmed_alike_in_setup_and_reauth_but_never_the_passwo
         "password": FakeYeastarPBX.md5(spaced),
         "port": ANY,
         "version": ANY,
+        "url": ANY,
+        "urltag": "1",
     }
     await hass.async_block_till_done()
 
@@ -745,6 +751,7 @@ async def test_reauth_after_failed_setup(
         CONF_PASSWORD: NEW_PASSWORD,
         CONF_VERIFY_SSL: False,
         CONF_CERTIFICATE_SHA256: pbx.certificate_sha256,
+        CONF_WEBHOOK_ID: ANY,  # given at its first setup
     }
     # Reloaded with the new password: one login to check it, one by the setup.
     assert config_entry.state is ConfigEntryState.LOADED
@@ -977,6 +984,7 @@ async def test_reconfigure_to_another_address(
         CONF_PASSWORD: PASSWORD,
         CONF_VERIFY_SSL: False,
         CONF_CERTIFICATE_SHA256: moved.certificate_sha256,
+        CONF_WEBHOOK_ID: ANY,  # given at its first setup
     }
     assert config_entry.title == new_title
     assert config_entry.unique_id == SERIAL

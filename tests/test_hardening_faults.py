@@ -629,7 +629,7 @@ async def test_heartbeat_failing_recovers_at_next_use(
     heartbeats = pbx.calls("heartbeat")
     assert len(heartbeats) == 1
     # The address comes from Home Assistant's network helper (the test plugin's 10.10.10.10).
-    assert heartbeats[0].body == {"ipaddr": "10.10.10.10", "port": "8260"}
+    assert (heartbeats[0].body["ipaddr"], heartbeats[0].body["port"]) == ("10.10.10.10", "8260")
     assert loaded_entry.state is ConfigEntryState.LOADED
     assert reauth_flows(hass) == []
     assert backend.diagnostics()["keepalive_ok"] is False

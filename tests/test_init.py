@@ -32,6 +32,7 @@ from homeassistant.const import (
     CONF_TOKEN,
     CONF_USERNAME,
     CONF_VERIFY_SSL,
+    CONF_WEBHOOK_ID,
     EVENT_SERVICE_REGISTERED,
     STATE_UNAVAILABLE,
 )
@@ -456,6 +457,13 @@ async def test_keepalive_quiet_when_recently_used(
     assert pbx.logins == 1
 
 
+def _reports_to(entry: MockConfigEntry) -> dict[str, str]:
+    """The report address a heartbeat keeps: Home Assistant's URL on its own IP (no
+    internal URL is set) and the entry's webhook."""
+    address = f"10.10.10.10:8123/api/webhook/{entry.data[CONF_WEBHOOK_ID]}"
+    return {"url": address, "urltag": "1", "urlflag": "1"}
+
+
 async def test_keepalive_sends_heartbeat_when_idle(
     hass: HomeAssistant,
     freezer: FrozenDateTimeFactory,
@@ -472,8 +480,9 @@ async def test_keepalive_sends_heartbeat_when_idle(
 
     (heartbeat,) = pbx.calls("heartbeat")
     assert heartbeat.token == token
-    # The address Home Assistant's network helper gives (the test plugin's), not the PBX's.
-    assert heartbeat.body == {"ipaddr": "10.10.10.10", "port": "8260"}
+    # The address Home Assistant's network helper gives (the test plugin's), not the PBX's,
+    # and where the PBX keeps sending its reports.
+    assert heartbeat.body == {"ipaddr": "10.10.10.10", "port": "8260", **_reports_to(config_entry)}
     assert heartbeat.reply == {"status": "Success"}
     assert pbx.logins == 1
     assert config_entry.runtime_data.diagnostics()["keepalive_ok"] is True
@@ -505,7 +514,7 @@ async def test_keepalive_heartbeat_names_home_assistant_address(
 
     (heartbeat,) = pbx.calls("heartbeat")
     assert heartbeat.remote == "127.0.0.1"
-    assert heartbeat.body == {"ipaddr": "10.10.10.10", "port": "8260"}
+    assert heartbeat.body == {"ipaddr": "10.10.10.10", "port": "8260", **_reports_to(entry)}
 
 
 async def test_keepalive_recovers_from_token_error(

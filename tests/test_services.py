@@ -41,6 +41,7 @@ from custom_components.voice_prompt.api import (
     VoicePromptTimeoutError,
     VoicePromptTokenError,
     YeastarClient,
+    YeastarReportError,
 )
 from custom_components.voice_prompt.api.yeastar import DEFAULT_TIMEOUT, LOCKOUT_SECONDS
 from custom_components.voice_prompt.backends.yeastar import YeastarBackend
@@ -1057,6 +1058,8 @@ ERROR_KEYS: Final[dict[type[VoicePromptError], tuple[str, str]]] = {
     VoicePromptSSLError: ("ssl_error", "ssl_error"),
     VoicePromptConnectionError: ("cannot_connect", "cannot_connect"),
     VoicePromptResponseError: ("invalid_response", "cannot_connect"),
+    # Only the S-Series webhook sees it (and answers 400); never shown.
+    YeastarReportError: ("invalid_response", "cannot_connect"),
     VoicePromptAriDisabledError: ("ari_disabled", "ari_disabled"),
     VoicePromptApiDisabledError: ("api_disabled", "api_disabled"),
     VoicePromptRequestError: ("request_failed", "unknown"),

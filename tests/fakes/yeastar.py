@@ -3,6 +3,11 @@
 Use it from tests (``await FakeYeastarPBX().start()`` in the running loop) or as a
 program: ``python -m tests.fakes.yeastar --help`` (``--api v2`` for a PBX with API v2).
 
+After each play it posts an event report to the URL the latest login (or heartbeat)
+named, as a real PBX does (``reports``, see :mod:`.yeastar_reports`): in tests once
+``reports.outcome`` is set, as a program by default (``--report 486`` makes every call
+busy, ``--report none`` stops them). A login without ``url`` gets no reports.
+
 API v2.0.0 is there when the firmware is 30.13.0.30 or newer (``api_v2`` True/False
 overrides that). Where the guides are silent, the fake chooses, and says so here:
 
@@ -44,6 +49,7 @@ from aiohttp import web
 
 from . import emit as _emit, run_program, serve_until_stopped
 from .tls import make_self_signed_cert, restart_with_certificate, served_sha256, server_ssl_context
+from .yeastar_reports import OUTCOMES, ReportSender
 
 API_V1 = "1.0.0"
 API_V2 = "2.0.0"
@@ -258,6 +264,8 @@ class FakeYeastarPBX:
         self.hold: dict[str, asyncio.Event] = {}
         self.drop_paths: set[str] = set()
         self._expire_every: int | None = None
+        # Event reports after each play, to the address the latest login named.
+        self.reports = ReportSender()
 
         self._auth_count = 0
         self._clock_offset = 0.0
@@ -332,6 +340,7 @@ class FakeYeastarPBX:
     async def close(self) -> None:
         """Stop the server, releasing hung requests first."""
         self._closing.set()
+        await self.reports.close()
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
@@ -619,6 +628,7 @@ class FakeYeastarPBX:
                 self.failed_logins[remote] = count
             return _failed("20003"), note
         self.failed_logins.pop(remote, None)
+        self.reports.remember(data, remote)
         token = secrets.token_hex(16)
         self.tokens[token] = now
         if api == API_V1:
@@ -637,6 +647,7 @@ class FakeYeastarPBX:
             return _failed("10004")
         if not _valid_port(data.get("port")):
             return _failed("20008")
+        self.reports.remember(data, remote, heartbeat=True)
         self._note = f"heartbeat from {remote} (token {_mask(token)} extended)"
         return _success()
 
@@ -645,6 +656,7 @@ class FakeYeastarPBX:
             return _failed("10004")
         if "port" in data and not _valid_port(data.get("port")):
             return _failed("20008")
+        self.reports.remember(data, remote, heartbeat=True)
         self._note = f"v2 heartbeat from {remote} (token {_mask(token)} extended)"
         return _success()
 
@@ -748,6 +760,7 @@ class FakeYeastarPBX:
         self._note = (
             f"extension {ext} rang{auto}, playing {' → '.join(prompt.split('+'))} (callid {callid})"
         )
+        self.reports.played(callid, ext, prompt, v2=False)
         return _success(callid=callid)
 
     def _outbound_playprompt(
@@ -825,6 +838,7 @@ class FakeYeastarPBX:
             f"{kind} called{auto}, playing {' → '.join(prompt.split('+'))} "
             f"{count} time(s){loud} (callid {callid})"
         )
+        self.reports.played(callid, number, prompt, v2=True)
         return _success(callid=callid)
 
 
@@ -863,6 +877,13 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--firmware", default=None, help="the firmware version deviceinfo/query reports"
     )
+    parser.add_argument(
+        "--report",
+        choices=(*OUTCOMES, "none"),
+        default=OUTCOMES[0],
+        help="the event report after each play, sent to the URL the login named: "
+        "played (default), a CallFailed reason code, or none",
+    )
     return parser.parse_args(argv)
 
 
@@ -883,6 +904,7 @@ async def _serve(args: argparse.Namespace) -> int:
             api_v2=None if args.api is None else args.api == "v2",
         )
         fake.latency = args.latency
+        fake.reports.outcome = None if args.report == "none" else args.report
         await fake.start(host=args.host, port=args.port, ssl_context=ssl_context)
 
         _emit(f"Fake Yeastar PBX listening on {fake.base_url}")
@@ -901,6 +923,11 @@ async def _serve(args: argparse.Namespace) -> int:
                 f"{number} ({', '.join(members)})" for number, members in fake.paging_groups.items()
             )
             _emit(f"  paging groups: {groups}  (v2 also calls external numbers)")
+        _emit(
+            f"  event reports: {args.report} after each play, to the URL a login names"
+            if fake.reports.outcome
+            else "  event reports: none"
+        )
         if _read_commands(fake):
             _emit("  type 'password NEW-PASSWORD' + Enter to change the API password")
         await serve_until_stopped(fake.close, "Fake Yeastar PBX")

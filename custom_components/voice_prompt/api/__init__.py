@@ -44,6 +44,7 @@ from .yeastar import (
     normalize_prompts,
 )
 from .yeastar_p import YeastarPClient, YeastarPSystemInfo
+from .yeastar_reports import YeastarReport, YeastarReportError, YeastarReportKind, parse_report
 
 __all__ = [
     "AuthMode",
@@ -76,9 +77,13 @@ __all__ = [
     "YeastarPClient",
     "YeastarPSystemInfo",
     "YeastarPlayResult",
+    "YeastarReport",
+    "YeastarReportError",
+    "YeastarReportKind",
     "check_client_context",
     "normalize_extensions",
     "normalize_prompts",
     "parse_media",
+    "parse_report",
     "parse_target",
 ]

@@ -41,6 +41,7 @@ from .exceptions import (
 from .http import bounded, number_text, opt_str, shown, transport_error, url_host
 from .singleflight import SingleFlight
 from .tls import CertificateCheck
+from .yeastar_reports import report_address
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -407,10 +408,13 @@ class YeastarClient:
         certificate_sha256: str | None = None,
         request_timeout: float = DEFAULT_TIMEOUT,
         report_port: int = DEFAULT_REPORT_PORT,
+        report_url: str | None = None,
     ) -> None:
         """Use ``username`` + ``password``, or ``token``: exactly one of the two.
 
-        ``certificate_sha256`` pins the PBX's certificate (see :mod:`.tls`).
+        ``certificate_sha256`` pins the PBX's certificate (see :mod:`.tls`). ``report_url``
+        (API v1.1.0+) is where the PBX should POST its event reports (see
+        :mod:`.yeastar_reports`); without it the PBX reports to ``report_port``.
         """
         if (password is None) == (token is None):
             raise ValueError("give either username and password, or a token")
@@ -436,6 +440,7 @@ class YeastarClient:
         self._origin = f"https://{url_host(host)}:{port}"
         self._timeout = aiohttp.ClientTimeout(total=request_timeout)
         self._report_port = str(report_port)
+        self.report_url = report_url
         self._login_flight: SingleFlight[str] = SingleFlight()
         # Requests at the PBX at once, whatever the number of actions: a small PBX
         # should not see a burst of actions as 100 parallel connections.
@@ -469,6 +474,11 @@ class YeastarClient:
     def web_url(self) -> str:
         """The PBX's web interface (it shares the API's HTTPS port)."""
         return self._origin
+
+    @property
+    def event_transport(self) -> str | None:
+        """How the PBX pushes API v2 events, as its login said ("HTTP", "TCP"); v1: None."""
+        return self._transport
 
     @property
     def api_version(self) -> ApiVersion | None:
@@ -614,7 +624,11 @@ class YeastarClient:
             return False
         if time.monotonic() - self._last_used < KEEPALIVE_AFTER_IDLE:
             return False
-        await self._request(_fixed("heartbeat", {"ipaddr": ipaddr, "port": self._report_port}))
+        body = {"ipaddr": ipaddr, "port": self._report_port, **self._report_fields()}
+        if self.report_url is not None:
+            # The v1.1.0 heartbeat's table names the URL type urlflag, its login urltag.
+            body["urlflag"] = body["urltag"]
+        await self._request(_fixed("heartbeat", body))
         return True
 
     async def async_close(self) -> None:
@@ -644,6 +658,8 @@ class YeastarClient:
             "api_version": None if self._api is None else str(self._api),
             "api_version_reason": self._api_reason,
             "event_transport": self._transport,
+            # Whether reports are asked for, not where: the URL holds a webhook id.
+            "report_url_set": self.report_url is not None,
         }
 
     # -- internals: playing -----------------------------------------------------------
@@ -842,6 +858,7 @@ class YeastarClient:
             "port": self._report_port,
             # v1: "1.0.2" makes the event reports well-formed JSON; v2: the v2 event format.
             "version": "1.0.2" if api is ApiVersion.V1 else "2.0.0",
+            **self._report_fields(),
         }
         try:
             data = await self._post(api, "login", body, None)
@@ -852,6 +869,12 @@ class YeastarClient:
         if not isinstance(token, str) or not token:
             raise self._bad_reply("login succeeded without a token")
         return token, data
+
+    def _report_fields(self) -> dict[str, str]:
+        """Where event reports go: an absolute URL (urltag 1), if there is one."""
+        if self.report_url is None:
+            return {}
+        return {"url": report_address(self.report_url), "urltag": "1"}
 
     def _install(self, api: ApiVersion, token: str, data: dict[str, Any]) -> None:
         self._token = token

@@ -60,6 +60,7 @@ from .base import (
     PlayResult,
     VoicePromptConfigEntry,
 )
+from .inbound import read_body
 from .media import async_media_url, is_media_source
 from .outcomes import REMEMBERED_CALLS
 
@@ -322,7 +323,7 @@ class TeamsBackend(Backend):
         except VoicePromptAuthenticationError as err:
             tracker.refuse(NotificationDrop.UNAUTHORIZED, err)
             return web.Response(status=401)
-        body = await _read_body(request, MAX_NOTIFICATION_BYTES)
+        body = await read_body(request, MAX_NOTIFICATION_BYTES)
         if body is None:
             tracker.refuse(NotificationDrop.TOO_LARGE)
             return web.Response(status=413)
@@ -456,21 +457,6 @@ def _client(hass: HomeAssistant, data: Mapping[str, Any]) -> GraphClient:
         graph_base=GRAPH_ENDPOINTS.graph_base,
         keep_alive_interval=KEEP_ALIVE_INTERVAL,  # calls held beyond 45 minutes stay up
     )
-
-
-async def _read_body(request: web.Request, limit: int) -> bytes | None:
-    """The request's body, or None as soon as it proves longer than ``limit`` bytes.
-
-    Not ``request.json()``: that reads up to Home Assistant's 16 MB and raises beyond.
-    """
-    if request.content_length is not None and request.content_length > limit:
-        return None
-    body = bytearray()
-    while chunk := await request.content.read(limit + 1 - len(body)):
-        body += chunk
-        if len(body) > limit:
-            return None
-    return bytes(body)
 
 
 def _call_event(event: GraphEvent, target: str | None) -> CallEvent:

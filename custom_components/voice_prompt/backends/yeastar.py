@@ -1,7 +1,9 @@
 """Yeastar S-Series PBX: rings extensions and plays Custom Prompts.
 
 API v1.0.0 on every firmware; API v2.0.0 (firmware 30.13.0.30 or newer) adds repeat,
-volume, paging groups and external numbers, which the capabilities then offer.
+volume, paging groups and external numbers, which the capabilities then offer. Where Home
+Assistant has an internal URL, the login asks the PBX to report how each call ended
+(``yeastar_reports``), and the action can wait for that outcome.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from datetime import timedelta
 import socket
 from typing import Any, ClassVar, Final
 
-from homeassistant.components import network
+from homeassistant.components import network, webhook
 from homeassistant.const import (
     CONF_HOST,
     CONF_PASSWORD,
@@ -20,6 +22,7 @@ from homeassistant.const import (
     CONF_TOKEN,
     CONF_USERNAME,
     CONF_VERIFY_SSL,
+    CONF_WEBHOOK_ID,
 )
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryAuthFailed
@@ -30,7 +33,7 @@ from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, Upda
 from homeassistant.util.network import is_ip_address
 
 from ..api import VoicePromptError, YeastarClient, YeastarDeviceInfo
-from ..api.yeastar import DEFAULT_PORT, ApiVersion
+from ..api.yeastar import DEFAULT_PORT, ApiVersion, AuthMode
 from ..const import LOGGER
 from ..errors import needs_reauth
 from ..validation import vol
@@ -48,6 +51,7 @@ from .pbx import (
     named_play,
     pinned_address,
 )
+from .yeastar_reports import YeastarReports
 
 # Well inside the PBX's 30-minute idle limit; the client only sends a heartbeat when idle.
 KEEPALIVE_INTERVAL: Final = timedelta(minutes=5)
@@ -85,6 +89,7 @@ class YeastarBackend(Backend):
         self.device: YeastarDeviceInfo | None = None
         self._local_ip: str | None = None
         self._blocked = BlockedRepair(hass, entry, self.client.host)
+        self.reports = YeastarReports(hass, entry, self.async_report)
         self._keepalive = DataUpdateCoordinator[None](
             hass,
             LOGGER,
@@ -136,12 +141,18 @@ class YeastarBackend(Backend):
         """The address and certificate check; the credentials stay."""
         return vol.Schema({**_CONNECTION, **VERIFY})
 
+    @classmethod
+    def new_entry_data(cls, data: Mapping[str, Any]) -> dict[str, Any]:
+        """A fresh webhook id: where the PBX posts this entry's event reports."""
+        return {**data, CONF_WEBHOOK_ID: webhook.async_generate_id()}
+
     # -- a loaded entry -------------------------------------------------------------------
 
     @property
     def capabilities(self) -> Capabilities:
-        """What the PBX's API offers; setup found which API that is."""
-        return _V2_CAPABILITIES if self.client.api_version is ApiVersion.V2 else _V1_CAPABILITIES
+        """What the PBX's API offers (setup found which API), outcomes where reports come."""
+        base = _V2_CAPABILITIES if self.client.api_version is ApiVersion.V2 else _V1_CAPABILITIES
+        return replace(base, outcome_events=True) if self._reports_come else base
 
     @property
     def device_info(self) -> DeviceInfo:
@@ -159,7 +170,8 @@ class YeastarBackend(Backend):
         )
 
     async def async_setup(self) -> None:
-        """Log in, read what the PBX is, and keep the token alive."""
+        """Name the report URL, log in, read what the PBX is, keep the token alive, listen."""
+        self.client.report_url = self.reports.async_prepare(self.client.mode is AuthMode.TOKEN)
         try:
             if (first_use := await self._certificate.async_first_use()) is not None:
                 self.client.certificate.pin(first_use)
@@ -175,6 +187,7 @@ class YeastarBackend(Backend):
         self._certificate.update(None)
         # The coordinator refreshes only while someone listens; the keepalive is that someone.
         self.entry.async_on_unload(self._keepalive.async_add_listener(lambda: None))
+        await self.reports.async_start(self.client.host)
 
     async def async_play(self, request: PlayRequest) -> PlayResult:
         """Ring each extension (concurrently, bounded) and report every call id."""
@@ -190,10 +203,12 @@ class YeastarBackend(Backend):
         outcome = played.failures[0][1] if played.failures and not played.calls else None
         self._blocked.update(outcome)
         self._certificate.update(outcome)
+        self.reports.async_placed(played.calls)
         return self.async_placed(played.calls, played.failures)
 
     async def async_close(self) -> None:
-        """Log out (the keepalive stops with the entry's unload callbacks)."""
+        """Stop listening and log out (the keepalive stops with the entry's unload)."""
+        self.reports.async_stop()
         await self.client.async_close()
 
     def diagnostics(self) -> dict[str, Any]:
@@ -202,12 +217,25 @@ class YeastarBackend(Backend):
             "device": None if self.device is None else asdict(self.device),
             "client": self.client.diagnostics(),
             "keepalive_ok": self._keepalive.last_update_success,
+            "event_reports": self.reports.diagnostics(),
         }
 
     # -- internals ------------------------------------------------------------------------
 
+    @property
+    def _reports_come(self) -> bool:
+        """Reports reach the webhook: it listens, and the PBX posts them over HTTP.
+
+        API v2 may instead push events over a TCP connection (its login says which).
+        """
+        return self.reports.listening and self.client.event_transport in (None, "HTTP")
+
     async def _async_keepalive(self) -> None:
-        """Heartbeat when the token sits idle; refused credentials ask for reauth."""
+        """Heartbeat when the token sits idle; refused credentials ask for reauth.
+
+        The heartbeat names the report URL as it is now (the internal URL may change).
+        """
+        self.client.report_url = await self.reports.async_refresh(self.client.host)
         try:
             await self.client.async_keepalive(await self._async_local_ip())
         except VoicePromptError as err:
