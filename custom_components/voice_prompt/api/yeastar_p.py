@@ -427,6 +427,9 @@ class YeastarPClient:
         self._client_id = client_id
         self._client_secret = client_secret
         self._base_url = f"https://{url_host(host)}:{port}{API_PATH}"
+        self.events_url = f"wss://{url_host(host)}:{port}{API_PATH}subscribe"
+        self.request_timeout = request_timeout
+        self.user_agent = USER_AGENT
         self._timeout = aiohttp.ClientTimeout(total=request_timeout)
         self._token_flight: SingleFlight[str] = SingleFlight()
         self._upload_flights: dict[str, SingleFlight[YeastarPUpload]] = {}
@@ -458,6 +461,16 @@ class YeastarPClient:
     async def refresh_token(self) -> str:
         """Renew the access token: with the refresh token while valid, else a new one."""
         return await self._token_flight.run(self._renew)
+
+    async def access_token(self, *, stale: str | None = None) -> str:
+        """A valid access token (the event socket's): renewed when due, or when ``stale``."""
+        self._check_allowed()
+        return await self._access_token(stale=stale)
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The injected HTTP session (the event socket connects through it)."""
+        return self._session
 
     # -- public surface -------------------------------------------------------------
 
