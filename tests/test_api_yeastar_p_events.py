@@ -7,7 +7,8 @@ the fake's real ``/openapi/v1.0/subscribe`` endpoint.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+import contextlib
 import json
 import logging
 import ssl
@@ -85,10 +86,25 @@ async def listener() -> Listener:
 @pytest.fixture
 async def socket(client: YeastarPClient, listener: Listener) -> AsyncGenerator[YeastarPEventSocket]:
     """A started socket, subscribed to every topic."""
-    events = YeastarPEventSocket(client, listener.event, on_state=listener.state, **FAST)
-    assert await events.async_start(wait=5.0)
-    yield events
-    await events.async_close()
+    async with running(client, listener.event, on_state=listener.state) as events:
+        yield events
+
+
+@contextlib.asynccontextmanager
+async def running(
+    client: YeastarPClient,
+    on_event: Callable[[YeastarPEvent], None],
+    *,
+    subscribed: bool = True,
+    **options: Any,
+) -> AsyncIterator[YeastarPEventSocket]:
+    """A started socket (subscribed, or not yet when ``subscribed`` is False); closed after."""
+    events = YeastarPEventSocket(client, on_event, **(FAST | options))
+    assert await events.async_start(wait=5.0 if subscribed else 0.3) is subscribed
+    try:
+        yield events
+    finally:
+        await events.async_close()
 
 
 async def until(condition: Callable[[], bool], seconds: float = 5.0) -> None:
@@ -208,15 +224,11 @@ async def test_a_failing_listener_does_not_stop_the_socket(
         seen.append(event)
         raise RuntimeError("listener bug")
 
-    events = YeastarPEventSocket(client, broken, **FAST)
-    assert await events.async_start(wait=5.0)
-    try:
+    async with running(client, broken) as events:
         await client.play_prompt("1001", "doorbell")
         await until(lambda: len(seen) == 6)
         assert events.subscribed
         assert "A Yeastar P-Series event listener failed" in caplog.text
-    finally:
-        await events.async_close()
 
 
 async def test_heartbeat_keeps_an_idle_socket(
@@ -224,15 +236,11 @@ async def test_heartbeat_keeps_an_idle_socket(
 ) -> None:
     """The PBX closes a silent socket; heartbeats well before its idle time keep it."""
     fake.events.idle_timeout = 0.4
-    events = YeastarPEventSocket(client, listener.event, heartbeat=0.1, reconnect_delays=(0.05,))
-    assert await events.async_start(wait=5.0)
-    try:
+    async with running(client, listener.event, heartbeat=0.1, reconnect_delays=(0.05,)) as events:
         await asyncio.sleep(1.2)
         assert fake.events.heartbeats >= 5
         assert fake.events.idle_closes == 0
         assert events.reconnects == 0
-    finally:
-        await events.async_close()
 
 
 async def test_without_heartbeats_the_pbx_closes_and_the_socket_comes_back(
@@ -240,14 +248,10 @@ async def test_without_heartbeats_the_pbx_closes_and_the_socket_comes_back(
 ) -> None:
     """Heartbeats too rare for the idle time: the PBX closes, the socket reconnects."""
     fake.events.idle_timeout = 0.2
-    events = YeastarPEventSocket(client, listener.event, heartbeat=30.0, reconnect_delays=(0.05,))
-    assert await events.async_start(wait=5.0)
-    try:
+    async with running(client, listener.event, heartbeat=30.0, reconnect_delays=(0.05,)) as events:
         await fake.events.wait_subscribed(2)
         await until(lambda: events.reconnects >= 1)
         assert fake.events.idle_closes >= 1
-    finally:
-        await events.async_close()
 
 
 async def test_unanswered_heartbeats_mean_a_dead_link(
@@ -255,13 +259,9 @@ async def test_unanswered_heartbeats_mean_a_dead_link(
 ) -> None:
     """No heartbeat response: the socket gives the link up and connects again."""
     fake.events.answer_heartbeats = False
-    events = YeastarPEventSocket(client, listener.event, heartbeat=0.1, reconnect_delays=(0.05,))
-    assert await events.async_start(wait=5.0)
-    try:
+    async with running(client, listener.event, heartbeat=0.1, reconnect_delays=(0.05,)) as events:
         await fake.events.wait_subscribed(2)
         await until(lambda: events.reconnects >= 1)
-    finally:
-        await events.async_close()
     assert events.state is YeastarPSocketState.STOPPED
 
 
@@ -301,17 +301,13 @@ async def test_refused_handshake_backs_off_and_recovers(
 ) -> None:
     """A refused handshake is retried (with a renewed token); then it subscribes."""
     fake.events.refuse_status = 403
-    events = YeastarPEventSocket(client, listener.event, **FAST)
-    assert not await events.async_start(wait=0.3)
-    try:
+    async with running(client, listener.event, subscribed=False) as events:
         assert events.state is YeastarPSocketState.RECONNECTING
         assert "HTTP 403" in str(events.last_error)
         fake.events.refuse_status = None
         await fake.events.wait_subscribed(1)
         await until(lambda: events.subscribed)
         assert events.last_error is None
-    finally:
-        await events.async_close()
 
 
 async def test_refused_subscription_is_retried(
@@ -319,14 +315,10 @@ async def test_refused_subscription_is_retried(
 ) -> None:
     """An errcode in answer to the topic list: not subscribed, tried again."""
     fake.events.subscribe_errcode = 10005
-    events = YeastarPEventSocket(client, listener.event, **FAST)
-    assert not await events.async_start(wait=0.3)
-    try:
+    async with running(client, listener.event, subscribed=False) as events:
         assert "errcode 10005" in str(events.last_error)
         fake.events.subscribe_errcode = None
         await until(lambda: events.subscribed)
-    finally:
-        await events.async_close()
 
 
 async def test_refused_credentials_stop_the_socket(
