@@ -18,6 +18,7 @@ import aiohttp
 from hypothesis import HealthCheck, given, settings, strategies as st
 import pytest
 
+from custom_components.voice_prompt.api.exceptions import VoicePromptInputError
 from custom_components.voice_prompt.api.yeastar_p import YeastarPClient
 from custom_components.voice_prompt.api.yeastar_p_events import (
     TOPICS,
@@ -199,6 +200,24 @@ async def test_dtmf_and_groups(
     assert (dtmf.digit, dtmf.digits) == ("#", "#")
     assert dtmf.member("6300") is not None
     assert dtmf.numbers() == ["1000", "6300"]
+
+
+async def test_hangup_ends_a_call_in_progress(
+    socket: YeastarPEventSocket, client: YeastarPClient, fake: FakeYeastarP, listener: Listener
+) -> None:
+    """``call/hangup`` with the channel of a 30011: the PBX ends the call (a BYE follows)."""
+    fake.events.prompt_seconds = 5.0
+    await client.play_prompt("1001", "doorbell")
+    await until(lambda: len(listener.of(YeastarPEventType.CALL_STATUS)) == 2)
+    channel = listener.of(YeastarPEventType.CALL_STATUS)[-1].members[0].channel_id
+    assert channel is not None
+    assert await client.hangup(channel)
+    await until(lambda: len(listener.of(YeastarPEventType.CALL_STATUS)) == 3)
+    assert listener.of(YeastarPEventType.CALL_STATUS)[-1].members[0].status == "BYE"
+    assert listener.of(YeastarPEventType.PLAY_PROMPT_END) == []
+    assert not await client.hangup(channel)  # gone now
+    with pytest.raises(VoicePromptInputError, match="channel id"):
+        await client.hangup(" ")
 
 
 async def test_garbage_frames_are_counted_not_raised(

@@ -116,6 +116,7 @@ async def test_acknowledged_by_the_key(
     """``acknowledge: "1"`` and the callee presses 1: acknowledged, with the digit."""
     fake_p.events.outcome = "dtmf"
     fake_p.events.dtmf_digit = "1"
+    fake_p.events.prompt_seconds = 2.0  # the key comes early in the prompt
     entity_id = _event_entity(hass, p_loaded)
     changes = async_capture_events(hass, EVENT_STATE_CHANGED)
 
@@ -128,13 +129,31 @@ async def test_acknowledged_by_the_key(
     assert call["status"] == "acknowledged"
     assert call["digit"] == "1"
     assert call["digits"] == "1"
+    # Confirmed: the call is ended there, the rest of the prompt does not play.
     assert [event["event_type"] for event in _fired(changes, entity_id)] == [
         "ringing",
         "answered",
         "acknowledged",
-        "played",
         "ended",
     ]
+    (hangup,) = fake_p.calls("call/hangup")
+    assert fake_p.events.hung_up == [hangup.body["channel_id"]]
+    assert hangup.body["channel_id"].startswith("PJSIP/1000-")
+
+
+async def test_hang_up_of_a_call_that_ended_meanwhile(
+    hass: HomeAssistant, fake_p: FakeYeastarP, p_loaded: MockConfigEntry
+) -> None:
+    """A channel the PBX no longer has (70130) is no error; a call not seen, nothing sent."""
+    backend = _backend(p_loaded)
+    fake_p.events.outcome = "silent"
+    response = await play_prompt(hass, p_loaded, target="1000", prompt="doorbell")
+    assert not await backend.async_hang_up(response["calls"][0]["call_id"])
+    assert fake_p.calls("call/hangup") == []
+    assert not await backend.client.hangup("PJSIP/1000-00000099")
+    (refused,) = fake_p.calls("call/hangup")
+    assert refused.reply is not None
+    assert refused.reply["errcode"] == 70130
 
 
 async def test_another_key_does_not_acknowledge(

@@ -245,6 +245,11 @@ class FakeYeastarP:
             "del_token": ("GET", True, self._del_token),
             "system/information": ("GET", True, self._system_information),
             "call/play_prompt": ("POST", True, self._play_prompt),
+            "call/hangup": (
+                "POST",
+                True,
+                lambda data, _g, _r: self.events.hangup(data.get("channel_id")),
+            ),
             "custom_prompt/upload": ("POST", True, self._upload),
         }
 

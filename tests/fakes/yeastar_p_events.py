@@ -15,7 +15,9 @@ After an accepted ``call/play_prompt`` the hub plays the call's events, chosen b
   with the reason a real PBX gives (``480 Temporarily Unavailable``, ``486 Busy here``,
   ``User Busy``, ``Line Unreachable``);
 - ``silent``: nothing at all.
-Extensions also get 30008 Ringing / Idle. ``garbage`` sends frames that are no events
+Extensions also get 30008 Ringing / Idle. ``call/hangup`` with the channel id of a call
+in progress ends it there (a 30011 BYE; the rest of its events are not sent); an unknown
+channel is 70130. Each prompt plays ``prompt_seconds``. ``garbage`` sends frames that are no events
 before each event; ``drop_mid_call`` closes every socket after the answer and goes on
 once a client has subscribed again (events meanwhile are lost, as on a real PBX).
 
@@ -27,7 +29,7 @@ the handshake with that HTTP status; only client messages count against the idle
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 import contextlib
 from dataclasses import dataclass, field
 import itertools
@@ -57,6 +59,16 @@ GARBAGE_FRAMES: Final[tuple[str | bytes, ...]] = (
     b"\x00\xff\x00",
 )
 EXTERNAL_TRUNK: Final = "SIP-Trunk-1"
+
+
+@dataclass
+class ActiveCall:
+    """A call whose events are being sent: what ``call/hangup`` needs to end it."""
+
+    call_id: str
+    bye: dict[str, Any]  # its 30011 BYE member
+    extension: str | None
+    task: asyncio.Task[None]
 
 
 @dataclass
@@ -101,6 +113,9 @@ class FakeEventHub:
         self.answer_heartbeats: bool = True
         self.refuse_status: int | None = None
         self.subscribe_errcode: int | None = None
+        self.prompt_seconds: float = 0.0
+        self.active: dict[str, ActiveCall] = {}  # channel id → call
+        self.hung_up: list[str] = []  # channel ids ended by call/hangup
 
         self._ids = itertools.count(1)
         self._scenarios: set[asyncio.Task[None]] = set()
@@ -211,6 +226,28 @@ class FakeEventHub:
 
     # --------------------------------------------------------------- scenarios
 
+    def hangup(self, channel_id: Any) -> dict[str, Any]:
+        """``call/hangup``: end a call in progress (its BYE and Idle follow)."""
+        call = self.active.pop(channel_id, None) if isinstance(channel_id, str) else None
+        if call is None:
+            return {
+                "errcode": 70130,
+                "errmsg": "CAHNNEL ID NOT FOUND",
+                "invalid_param_list": [{"field": "channel_id", "value": str(channel_id)}],
+            }
+        call.task.cancel()
+        self.hung_up.append(channel_id)
+
+        async def ended() -> None:
+            await self._send(30011, {"call_id": call.call_id, "members": [call.bye]})
+            if call.extension is not None:
+                await self._send(30008, {"extension": call.extension, "status": "Idle"})
+
+        task = asyncio.get_running_loop().create_task(ended())
+        self._scenarios.add(task)
+        task.add_done_callback(self._scenarios.discard)
+        return {"errcode": 0, "errmsg": "SUCCESS", "call_id": call.call_id}
+
     def play(self, number: str, prompts: list[str], count: int, group: bool) -> None:
         """A ``call/play_prompt`` was accepted: send the events of its call."""
         outcome = self.outcomes.get(number, self.outcome)
@@ -246,6 +283,24 @@ class FakeEventHub:
         async def status(state: str) -> None:
             await self._send(30011, {"call_id": call_id, "members": [member(state)]})
 
+        task = asyncio.current_task()
+        assert task is not None
+        self.active[channel] = ActiveCall(call_id, member("BYE"), extension, task)
+        try:
+            await self._call(call_id, extension, member, status, prompts, count, outcome)
+        finally:
+            self.active.pop(channel, None)
+
+    async def _call(
+        self,
+        call_id: str,
+        extension: str | None,
+        member: Callable[[str], dict[str, Any]],
+        status: Callable[[str], Awaitable[None]],
+        prompts: list[str],
+        count: int,
+        outcome: str,
+    ) -> None:
         if extension is not None:
             await self._send(30008, {"extension": extension, "status": "Ringing"})
         if outcome != "busy":
@@ -284,6 +339,7 @@ class FakeEventHub:
                         "infos": self.dtmf_digit,
                     },
                 )
+            await asyncio.sleep(self.prompt_seconds)
             await self._send(30018, {"call_id": call_id, "members": [member], "prompt": prompt})
 
     async def _drop_and_wait(self) -> None:

@@ -207,6 +207,7 @@ _BAD_CREDENTIALS: Final = "{host} refused the Client ID or Client Secret"
 IP_BLOCKED: Final = 70004
 _FAILURE: Final = -1
 _DATA_NOT_FOUND: Final = "60001"
+_NO_CHANNEL: Final = "70130"
 
 
 def error_for(
@@ -545,6 +546,23 @@ class YeastarPClient:
             else:
                 result.accepted.append(outcome)
         return result
+
+    async def hangup(self, channel_id: str) -> bool:
+        """End one member's call (``call/hangup``); False when the channel is gone already.
+
+        The channel ids come from the call events (30011).
+        """
+        if not isinstance(channel_id, str) or not channel_id.strip() or len(channel_id) > 128:
+            raise VoicePromptInputError("A channel id is needed to hang up a call")
+        try:
+            await self._request(
+                "POST", "call/hangup", {"channel_id": channel_id}, action="hanging up a call"
+            )
+        except VoicePromptInputError as err:
+            if err.code == _NO_CHANNEL:
+                return False
+            raise
+        return True
 
     async def upload_prompt(
         self,

@@ -31,9 +31,18 @@ from ..api.yeastar_p import (
     normalize_numbers,
 )
 from ..api.yeastar_p_events import YeastarPEvent, YeastarPEventSocket
+from ..const import DOMAIN, LOGGER
 from ..speech import Speech, SpeechFormat
 from ..validation import vol
-from .base import Backend, Capabilities, Identity, PlayRequest, PlayResult, VoicePromptConfigEntry
+from .base import (
+    Backend,
+    CallStatus,
+    Capabilities,
+    Identity,
+    PlayRequest,
+    PlayResult,
+    VoicePromptConfigEntry,
+)
 from .certificate import ACCEPT_ANY_OPTION, CONF_CERTIFICATE_SHA256, CertificateGuard
 from .pbx import (
     CONF_DIAL_PERMISSION,
@@ -214,9 +223,31 @@ class YeastarPBackend(Backend):
 
     @callback
     def _on_event(self, event: YeastarPEvent) -> None:
-        """One event of the PBX: what it means for our calls goes to the outcomes."""
+        """One event of the PBX: what it means for our calls goes to the outcomes.
+
+        An acknowledged call is ended at once, as on the other backends: the person has
+        confirmed, the rest of the prompts need not play.
+        """
         for call_event in self._calls.events(event):
             self.async_report(call_event)
+            if call_event.status is CallStatus.ACKNOWLEDGED and call_event.call_id:
+                self.entry.async_create_background_task(
+                    self.hass,
+                    self._async_hang_up_quietly(call_event.call_id),
+                    f"{DOMAIN} hang up an acknowledged call",
+                )
+
+    async def async_hang_up(self, call_id: str) -> bool:
+        """End a call in progress (its channel is known from the events); False if not."""
+        if (channel := self._calls.channel(call_id)) is None:
+            return False
+        return await self.client.hangup(channel)
+
+    async def _async_hang_up_quietly(self, call_id: str) -> None:
+        try:
+            await self.async_hang_up(call_id)
+        except VoicePromptError as err:
+            LOGGER.warning("%s: hanging up an acknowledged call failed: %s", self.entry.title, err)
 
     async def _async_upload(self, speech: Speech) -> str:
         """The spoken message as a Custom Prompt, named by its content: uploaded once."""

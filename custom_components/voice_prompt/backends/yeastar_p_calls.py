@@ -60,6 +60,7 @@ class _Call:
     last_prompt: str | None  # its 30018 means everything played
     acknowledge: str | None  # the key that acknowledges
     pbx_call_id: str | None = None
+    channel_id: str | None = None  # the callee's channel: what call/hangup ends
     reported: set[CallStatus] = field(default_factory=set)
     digits: list[str] = field(default_factory=list)
 
@@ -87,6 +88,12 @@ class CallTracker:
                 queue.remove(call)
             if not queue:
                 del self._waiting[number]
+
+    def channel(self, call_id: str) -> str | None:
+        """The channel of a call in progress (None: not ours, not seen yet, or over)."""
+        return next(
+            (call.channel_id for call in self._calls.values() if call.call_id == call_id), None
+        )
 
     def diagnostics(self) -> dict[str, Any]:
         """How many calls wait for their first event, and how many are followed."""
@@ -183,6 +190,9 @@ class CallTracker:
                 return CallStatus.PLAYED, None, False
             return None, None, False
         ours = [member for member in event.members if member.reaches(call.number)]
+        call.channel_id = next(
+            (member.channel_id for member in ours if member.channel_id), call.channel_id
+        )
         statuses = {member.status for member in ours or event.members}
         if statuses & _ANSWERED:
             return CallStatus.ANSWERED, None, False
