@@ -313,3 +313,20 @@ async def test_events_of_other_calls_are_ignored(
     await _until(lambda: _backend(p_loaded).events.received >= 5)
     await hass.async_block_till_done()
     assert _fired(changes, entity_id) == []
+
+
+async def test_hang_up_refused_after_the_key(
+    hass: HomeAssistant,
+    fake_p: FakeYeastarP,
+    p_loaded: MockConfigEntry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The PBX refuses the hang-up: logged; the call plays on and stays acknowledged."""
+    fake_p.events.outcome = "dtmf"
+    fake_p.fail_next["call/hangup"] = [-2]
+    response = await play_prompt(
+        hass, p_loaded, target="1000", prompt="doorbell", acknowledge="1", wait=True
+    )
+    assert response["calls"][0]["status"] == "acknowledged"
+    assert "hanging up a call failed" in caplog.text
+    assert fake_p.events.hung_up == []

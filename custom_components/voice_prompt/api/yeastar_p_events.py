@@ -326,7 +326,7 @@ class YeastarPEventSocket:
             except Exception:  # a bug must not end the events for good
                 _LOGGER.exception("The event socket of %s failed", self._client.host)
                 self._lost("internal error")
-            # A socket that was subscribed is retried at once; failures back off.
+            # A socket that was subscribed is retried after the shortest delay; failures back off.
             attempt = 1 if self._subscribed_since is not None else attempt + 1
             self._subscribed_since = None
 

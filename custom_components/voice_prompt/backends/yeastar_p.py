@@ -233,21 +233,22 @@ class YeastarPBackend(Backend):
             if call_event.status is CallStatus.ACKNOWLEDGED and call_event.call_id:
                 self.entry.async_create_background_task(
                     self.hass,
-                    self._async_hang_up_quietly(call_event.call_id),
+                    self.async_hang_up(call_event.call_id),
                     f"{DOMAIN} hang up an acknowledged call",
                 )
 
     async def async_hang_up(self, call_id: str) -> bool:
-        """End a call in progress (its channel is known from the events); False if not."""
+        """End a call in progress (its channel is known from the events); False if not.
+
+        A failure is logged, not raised: the call ends by itself once its prompts end.
+        """
         if (channel := self._calls.channel(call_id)) is None:
             return False
-        return await self.client.hangup(channel)
-
-    async def _async_hang_up_quietly(self, call_id: str) -> None:
         try:
-            await self.async_hang_up(call_id)
+            return await self.client.hangup(channel)
         except VoicePromptError as err:
-            LOGGER.warning("%s: hanging up an acknowledged call failed: %s", self.entry.title, err)
+            LOGGER.warning("%s: hanging up a call failed: %s", self.entry.title, err)
+            return False
 
     async def _async_upload(self, speech: Speech) -> str:
         """The spoken message as a Custom Prompt, named by its content: uploaded once."""
