@@ -11,7 +11,10 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 import contextlib
 import json
 import logging
+from pathlib import Path
+import signal
 import ssl
+import sys
 from typing import Any
 
 import aiohttp
@@ -477,3 +480,50 @@ def test_parse_never_raises(report: Any, as_text: bool) -> None:
         event.numbers()
         for number in ("1000", "+4930123456"):
             event.member(number)
+
+
+async def test_fake_program_sends_the_chosen_outcome(
+    session: aiohttp.ClientSession, socket_enabled: None
+) -> None:
+    """``python -m tests.fakes.yeastar_p --outcome busy``: its socket reports a busy call."""
+    program = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-u",
+        "-m",
+        "tests.fakes.yeastar_p",
+        "--port",
+        "0",
+        "--outcome",
+        "busy",
+        cwd=Path(__file__).parent.parent,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    assert program.stdout is not None
+    listener = Listener()
+    try:
+        async with asyncio.timeout(30):
+            first = (await program.stdout.readline()).decode()
+            port = int(first.split(":")[2].split("/")[0])
+            client = YeastarPClient(
+                session,
+                "127.0.0.1",
+                port=port,
+                client_id="vp-demo-client",
+                client_secret="VoicePrompt-P-Secret1",
+                verify_ssl=False,
+            )
+            async with running(client, listener.event):
+                await client.play_prompt("1001", "doorbell")
+                await until(lambda: bool(listener.of(YeastarPEventType.CALL_FAILED)))
+            await client.async_close()
+            program.send_signal(signal.SIGINT)
+            log = (await program.stdout.read()).decode()
+            assert await program.wait() == 0
+    finally:
+        if program.returncode is None:
+            program.kill()
+            await program.wait()
+    (failed,) = listener.of(YeastarPEventType.CALL_FAILED)
+    assert failed.reason == "486 Busy here"
+    assert "subscribed to 30008, 30011, 30015, 30017, 30018" in log
