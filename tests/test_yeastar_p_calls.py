@@ -216,14 +216,14 @@ _MSG = st.fixed_dictionaries(
         "status": st.sampled_from(["Ringing", "Idle"]) | _VALUE,
     },
 )
-_REPORTS = st.lists(
+REPORTS = st.lists(
     st.fixed_dictionaries({"type": st.sampled_from([*TOPICS, 30012]), "msg": _MSG | _VALUE}),
     max_size=12,
 )
 
 
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow], deadline=None)
-@given(reports=_REPORTS, acknowledge=st.sampled_from([None, "1", "#"]))
+@given(reports=REPORTS, acknowledge=st.sampled_from([None, "1", "#"]))
 def test_any_events_never_raise(reports: list[dict[str, Any]], acknowledge: str | None) -> None:
     """Whatever the PBX sends, the tracker gives events of our calls only, never raising."""
     tracker = CallTracker()

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+import json
 from typing import Any
 from unittest.mock import patch
 
+from hypothesis import given, settings
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
@@ -27,6 +29,7 @@ from homeassistant.helpers import entity_registry as er
 from tests.conftest import play_prompt
 from tests.fakes.yeastar_p import FakeYeastarP
 from tests.fakes.yeastar_p_events import GARBAGE_FRAMES
+from tests.test_yeastar_p_calls import REPORTS
 from tests.yeastar_p_fixtures import (  # noqa: F401 - fixtures
     P_CALL_ID,
     add_p_entry,
@@ -330,3 +333,36 @@ async def test_hang_up_refused_after_the_key(
     assert response["calls"][0]["status"] == "acknowledged"
     assert "hanging up a call failed" in caplog.text
     assert fake_p.events.hung_up == []
+
+
+async def test_any_event_payloads_change_nothing_but_our_calls(
+    hass: HomeAssistant, fake_p: FakeYeastarP, p_loaded: MockConfigEntry
+) -> None:
+    """Hypothesis-drawn reports over the real socket: no exception, no reconnect, and only
+    the entry's own calls reach the entity; a call afterwards still gets its outcome."""
+    reports: list[dict[str, Any]] = []
+
+    @settings(max_examples=150, database=None, deadline=None)
+    @given(batch=REPORTS)
+    def collect(batch: list[dict[str, Any]]) -> None:
+        reports.extend(batch)
+
+    collect()
+    fake_p.events.outcome = "silent"
+    waiting = await play_prompt(hass, p_loaded, target="1000", prompt="doorbell")
+    ours = {waiting["calls"][0]["call_id"]}
+    entity_id = _event_entity(hass, p_loaded)
+    changes = async_capture_events(hass, EVENT_STATE_CHANGED)
+    events = _backend(p_loaded).events
+    for report in reports:
+        await fake_p.events.inject(json.dumps(report))
+    await fake_p.events.inject(json.dumps({"type": 30011, "msg": {"call_id": "end"}}))
+    await _until(lambda: events.received + events.bad_frames >= len(reports) + 1)
+    await hass.async_block_till_done()
+
+    assert events.subscribed
+    assert events.reconnects == 0
+    assert {event["call_id"] for event in _fired(changes, entity_id)} <= ours
+    fake_p.events.outcome = "played"
+    response = await play_prompt(hass, p_loaded, target="1001", prompt="doorbell", wait=True)
+    assert response["calls"][0]["status"] == "played"

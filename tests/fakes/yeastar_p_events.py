@@ -144,6 +144,13 @@ class FakeEventHub:
         for sub in list(self.subscribers):
             await sub.ws.close()
 
+    async def inject(self, frame: str | bytes) -> None:
+        """Send one frame, whatever it holds, to every subscribed socket."""
+        for sub in list(self.subscribers):
+            if sub.topics and not sub.ws.closed:
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await _send_frame(sub.ws, frame)
+
     async def close(self) -> None:
         """Stop every scenario and close every socket."""
         for task in list(self._scenarios):
@@ -358,10 +365,13 @@ class FakeEventHub:
             if kind not in sub.topics or sub.ws.closed:
                 continue
             with contextlib.suppress(ConnectionError, RuntimeError):
-                if self.garbage:
-                    for frame in GARBAGE_FRAMES:
-                        if isinstance(frame, bytes):
-                            await sub.ws.send_bytes(frame)
-                        else:
-                            await sub.ws.send_str(frame)
+                for frame in GARBAGE_FRAMES if self.garbage else ():
+                    await _send_frame(sub.ws, frame)
                 await sub.ws.send_str(json.dumps(report))
+
+
+async def _send_frame(ws: web.WebSocketResponse, frame: str | bytes) -> None:
+    if isinstance(frame, bytes):
+        await ws.send_bytes(frame)
+    else:
+        await ws.send_str(frame)
