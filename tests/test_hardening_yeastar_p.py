@@ -71,6 +71,7 @@ from tests.fakes.yeastar import (
 )
 from tests.fakes.yeastar_p import DEFAULT_PROMPTS as P_PROMPTS, FakeYeastarP
 from tests.yeastar_p_fixtures import (  # noqa: F401 - fixtures
+    P_CALL_ID,
     P_CLIENT_SECRET,
     P_PLAY,
     fake_p,
@@ -744,7 +745,7 @@ class Pbx:
 
 
 def _p_verdict(reply: dict[str, Any]) -> tuple[str | None, str | None]:
-    return (None, None) if reply["errcode"] == 0 else (None, str(reply["errcode"]))
+    return (P_CALL_ID, None) if reply["errcode"] == 0 else (None, str(reply["errcode"]))
 
 
 def _s_verdict(reply: dict[str, Any]) -> tuple[str | None, str | None]:
@@ -1024,7 +1025,7 @@ async def test_p_series_failures_hold_no_secret(
 
     print(f"\nP-Series failures: {len(errors)} errors, {len(caplog.records)} log records")
     assert failed == dict.fromkeys(P_FAULTS, 2)
-    assert responses[0]["calls"] == [{"target": "1000", "call_id": None, "status": "placed"}]
+    assert responses[0]["calls"] == [{"target": "1000", "call_id": P_CALL_ID, "status": "placed"}]
     assert fake_p.refreshes >= 1  # the refused token was renewed: new tokens to look for
     secrets = _p_secrets(fake_p)
     assert len(secrets) >= 5  # the secret, the first and the renewed pair of tokens

@@ -36,6 +36,7 @@ from tests.tts_fixtures import (  # noqa: F401 - tts_engine is a fixture
     wav_layout,
 )
 from tests.yeastar_p_fixtures import (  # noqa: F401 - fixtures
+    P_CALL_ID,
     P_PLAY,
     P_UPLOAD,
     fake_p,
@@ -124,7 +125,7 @@ async def test_message_is_rendered_uploaded_and_played_before_the_prompts(
     )
 
     assert response == {
-        "calls": [{"target": "1000", "call_id": None, "status": "placed"}],
+        "calls": [{"target": "1000", "call_id": P_CALL_ID, "status": "placed"}],
         "failed": [],
     }
     # The engine saw the stripped text once, in its default language, with no options:
@@ -200,7 +201,7 @@ async def test_fifty_targets_one_synthesis_one_upload_and_a_repeat_costs_nothing
     response = await play_prompt(hass, p_loaded, target=FIFTY, message=MESSAGE)
 
     assert response["calls"] == [
-        {"target": number, "call_id": None, "status": "placed"} for number in FIFTY
+        {"target": number, "call_id": P_CALL_ID, "status": "placed"} for number in FIFTY
     ]
     assert response["failed"] == []
     assert len(tts_engine.calls) == 1
@@ -477,7 +478,7 @@ async def test_engine_failure_places_no_call_and_is_not_cached(
     tts_engine.fail_with = None
     response = await play_prompt(hass, p_loaded, target="1000", message=MESSAGE)
 
-    assert response["calls"] == [{"target": "1000", "call_id": None, "status": "placed"}]
+    assert response["calls"] == [{"target": "1000", "call_id": P_CALL_ID, "status": "placed"}]
     assert _texts(tts_engine) == [MESSAGE, MESSAGE]
     assert len(fake_p.uploads) == 1
 

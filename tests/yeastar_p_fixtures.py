@@ -9,6 +9,7 @@ through Home Assistant as a user's would be.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+import re
 import ssl
 from typing import Any, Final
 
@@ -37,6 +38,24 @@ P_TITLE: Final = "Yeastar P550 (127.0.0.1)"
 # Paths of the fake's endpoints (relative to /openapi/v1.0/).
 P_PLAY: Final = "call/play_prompt"
 P_UPLOAD: Final = "custom_prompt/upload"
+
+
+class _OurCallId:
+    """Equal to every call id the P-Series backend gives a call (``vp-`` and 32 hex digits).
+
+    The PBX answers ``call/play_prompt`` without one, so the backend makes its own.
+    """
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str) and re.fullmatch(r"vp-[0-9a-f]{32}", other) is not None
+
+    def __repr__(self) -> str:
+        return "<a vp- call id>"
+
+
+P_CALL_ID: Final[Any] = _OurCallId()
 
 
 def p_entry_data(fake: FakeYeastarP, **changes: Any) -> dict[str, Any]:

@@ -22,6 +22,8 @@ What it does where Yeastar's documentation is silent (each a choice, kept in one
   name that exists; ``force`` stores either way. A full PBX (64 prompts, the P550) → 60002,
   a file over 8,000,000 bytes → 40004, another ending → 40002.
 - A wrong method for an endpoint, like an unknown endpoint, is 10001 INTERFACE NOT EXISTED.
+- Events: the WebSocket ``subscribe`` and the events of each accepted ``call/play_prompt``
+  come from ``self.events`` (``tests/fakes/yeastar_p_events.py``, choices listed there).
 """
 
 import argparse
@@ -46,6 +48,7 @@ from aiohttp import web
 from . import emit as _emit, run_program, serve_until_stopped
 from .tls import make_self_signed_cert, restart_with_certificate, served_sha256, server_ssl_context
 from .yeastar import GARBAGE_BODY, MAX_LOGIN_FAILURES, RecordedRequest as _SRecordedRequest, _mask
+from .yeastar_p_events import OUTCOMES, FakeEventHub
 
 API_PREFIX = "/openapi/v1.0/"
 
@@ -223,6 +226,12 @@ class FakeYeastarP:
         self.fail_next: dict[str, list[int | dict[str, Any]]] = {}
         self.hang: bool = False
         self.drop_connection: bool = False
+        self.events = FakeEventHub(
+            serial=serial,
+            token_valid=lambda token: self._grant(token) is not None,
+            log=self._log,
+            extensions=self.extensions,
+        )
 
         self._clock_offset = 0.0
         self._started_at = self.now()
@@ -236,6 +245,11 @@ class FakeYeastarP:
             "del_token": ("GET", True, self._del_token),
             "system/information": ("GET", True, self._system_information),
             "call/play_prompt": ("POST", True, self._play_prompt),
+            "call/hangup": (
+                "POST",
+                True,
+                lambda data, _g, _r: self.events.hangup(data.get("channel_id")),
+            ),
             "custom_prompt/upload": ("POST", True, self._upload),
         }
 
@@ -255,6 +269,8 @@ class FakeYeastarP:
         self._closing.clear()
         # Room for uploads over the PBX's limit, so that the fake can refuse them itself.
         app = web.Application(client_max_size=2 * MAX_UPLOAD_BYTES)
+        # Before the catch-all: the event socket is no JSON endpoint.
+        app.router.add_get(API_PREFIX + "subscribe", self.events.handle)
         app.router.add_route("*", API_PREFIX + "{path:.+}", self._handle)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await runner.setup()
@@ -285,6 +301,7 @@ class FakeYeastarP:
     async def close(self) -> None:
         """Stop the server, releasing hung requests first."""
         self._closing.set()
+        await self.events.close()
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
@@ -628,6 +645,7 @@ class FakeYeastarP:
         self._note = f"{target} rings, then hears {' → '.join(prompts)}" + (
             f" ({', '.join(extras)})" if extras else ""
         )
+        self.events.play(number, list(prompts), count, group=number in self.groups)
         return _reply(0)
 
     def _upload(self, data: dict[str, Any], _grant: Grant | None, _remote: str) -> _Reply:
@@ -675,6 +693,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--access-ttl", type=int, default=1800)
     parser.add_argument("--refresh-ttl", type=int, default=86400)
+    parser.add_argument(
+        "--outcome", choices=OUTCOMES, default="played", help="the events each call sends"
+    )
+    parser.add_argument("--dtmf-digit", default="1", help="the key pressed with --outcome dtmf")
     return parser.parse_args(argv)
 
 
@@ -693,6 +715,8 @@ async def _serve(args: argparse.Namespace) -> int:
             log_requests=True,
         )
         fake.latency = args.latency
+        fake.events.outcome = args.outcome
+        fake.events.dtmf_digit = args.dtmf_digit
         await fake.start(host=args.host, port=args.port, ssl_context=ssl_context)
 
         _emit(f"Fake Yeastar P-Series PBX listening on {fake.base_url}")

@@ -207,6 +207,7 @@ _BAD_CREDENTIALS: Final = "{host} refused the Client ID or Client Secret"
 IP_BLOCKED: Final = 70004
 _FAILURE: Final = -1
 _DATA_NOT_FOUND: Final = "60001"
+_NO_CHANNEL: Final = "70130"
 
 
 def error_for(
@@ -427,6 +428,9 @@ class YeastarPClient:
         self._client_id = client_id
         self._client_secret = client_secret
         self._base_url = f"https://{url_host(host)}:{port}{API_PATH}"
+        self.events_url = f"wss://{url_host(host)}:{port}{API_PATH}subscribe"
+        self.request_timeout = request_timeout
+        self.user_agent = USER_AGENT
         self._timeout = aiohttp.ClientTimeout(total=request_timeout)
         self._token_flight: SingleFlight[str] = SingleFlight()
         self._upload_flights: dict[str, SingleFlight[YeastarPUpload]] = {}
@@ -458,6 +462,16 @@ class YeastarPClient:
     async def refresh_token(self) -> str:
         """Renew the access token: with the refresh token while valid, else a new one."""
         return await self._token_flight.run(self._renew)
+
+    async def access_token(self, *, stale: str | None = None) -> str:
+        """A valid access token (the event socket's): renewed when due, or when ``stale``."""
+        self._check_allowed()
+        return await self._access_token(stale=stale)
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The injected HTTP session (the event socket connects through it)."""
+        return self._session
 
     # -- public surface -------------------------------------------------------------
 
@@ -532,6 +546,23 @@ class YeastarPClient:
             else:
                 result.accepted.append(outcome)
         return result
+
+    async def hangup(self, channel_id: str) -> bool:
+        """End one member's call (``call/hangup``); False when the channel is gone already.
+
+        The channel ids come from the call events (30011).
+        """
+        if not isinstance(channel_id, str) or not channel_id.strip() or len(channel_id) > 128:
+            raise VoicePromptInputError("A channel id is needed to hang up a call")
+        try:
+            await self._request(
+                "POST", "call/hangup", {"channel_id": channel_id}, action="hanging up a call"
+            )
+        except VoicePromptInputError as err:
+            if err.code == _NO_CHANNEL:
+                return False
+            raise
+        return True
 
     async def upload_prompt(
         self,

@@ -1,9 +1,14 @@
-"""Yeastar P-Series PBX (OpenAPI): extensions, groups and external numbers, with repeat and volume."""
+"""Yeastar P-Series PBX (OpenAPI): extensions, groups and external numbers, with repeat and volume.
+
+Outcomes come from the PBX's event WebSocket (``api.yeastar_p_events``), kept up from
+setup to unload; while it is subscribed the entry offers ``wait``, ``escalate`` and
+``acknowledge``. Which call an event is about is ``yeastar_p_calls``' business.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any, ClassVar, Final
 
 from homeassistant.const import (
@@ -13,15 +18,31 @@ from homeassistant.const import (
     CONF_PORT,
     CONF_VERIFY_SSL,
 )
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.device_registry import DeviceInfo
 
 from ..api import VoicePromptError
-from ..api.yeastar_p import DEFAULT_PORT, PromptFormat, YeastarPClient, YeastarPSystemInfo
+from ..api.yeastar_p import (
+    DEFAULT_PORT,
+    PromptFormat,
+    YeastarPClient,
+    YeastarPSystemInfo,
+    normalize_numbers,
+)
+from ..api.yeastar_p_events import YeastarPEvent, YeastarPEventSocket
+from ..const import DOMAIN, LOGGER
 from ..speech import Speech, SpeechFormat
 from ..validation import vol
-from .base import Backend, Capabilities, Identity, PlayRequest, PlayResult, VoicePromptConfigEntry
+from .base import (
+    Backend,
+    CallStatus,
+    Capabilities,
+    Identity,
+    PlayRequest,
+    PlayResult,
+    VoicePromptConfigEntry,
+)
 from .certificate import ACCEPT_ANY_OPTION, CONF_CERTIFICATE_SHA256, CertificateGuard
 from .pbx import (
     CONF_DIAL_PERMISSION,
@@ -35,9 +56,12 @@ from .pbx import (
     named_play,
     pinned_address,
 )
+from .yeastar_p_calls import CallTracker
 
 # Custom Prompts made from spoken messages: the prefix and 16 hex digits of the content hash.
 SPEECH_PROMPT_PREFIX: Final = "vp_"
+# Setup waits this long for the event subscription (then it goes on in the background).
+EVENTS_WAIT: Final = 5.0
 
 _CREDENTIALS: Final = vol.Schema(
     {vol.Required(CONF_CLIENT_ID): str, vol.Required(CONF_CLIENT_SECRET): SECRET}
@@ -52,6 +76,8 @@ _CAPABILITIES: Final = Capabilities(
     external_numbers=True,
     paging=True,
 )
+# While the event socket is subscribed.
+_WITH_EVENTS: Final = replace(_CAPABILITIES, outcome_events=True, dtmf=True)
 
 
 class YeastarPBackend(Backend):
@@ -73,6 +99,8 @@ class YeastarPBackend(Backend):
         self.client = _client(hass, entry.data, self._certificate.sha256)
         self.system: YeastarPSystemInfo | None = None
         self._blocked = BlockedRepair(hass, entry, self.client.host)
+        self._calls = CallTracker()
+        self.events = YeastarPEventSocket(self.client, self._on_event)
 
     # -- config flow ----------------------------------------------------------------------
 
@@ -120,8 +148,8 @@ class YeastarPBackend(Backend):
 
     @property
     def capabilities(self) -> Capabilities:
-        """Named prompts to extensions, groups and external numbers, repeat and volume."""
-        return _CAPABILITIES
+        """Named prompts to every kind of number; outcomes and keys while events arrive."""
+        return _WITH_EVENTS if self.events.subscribed else _CAPABILITIES
 
     @property
     def device_info(self) -> DeviceInfo:
@@ -139,7 +167,11 @@ class YeastarPBackend(Backend):
         )
 
     async def async_setup(self) -> None:
-        """Get a token and read what the PBX is."""
+        """Get a token, read what the PBX is, and subscribe to its call events.
+
+        A PBX whose event socket cannot be reached now still sets up: the socket keeps
+        trying, and outcomes are offered once it is subscribed.
+        """
         try:
             if (first_use := await self._certificate.async_first_use()) is not None:
                 self.client.certificate.pin(first_use)
@@ -151,27 +183,72 @@ class YeastarPBackend(Backend):
             raise
         self._blocked.update(None)
         self._certificate.update(None)
+        await self.events.async_start(wait=EVENTS_WAIT)
 
     async def async_play(self, request: PlayRequest) -> PlayResult:
         """Ring every number (concurrently, bounded); the PBX answers without a call id."""
         targets, prompts = named_play(self.entry, request)
         if request.speech is not None:
             prompts = [await self._async_upload(request.speech), *_names(prompts)]
-        played = await self.client.async_play(
-            targets,
-            prompts,
-            count=request.repeat,
-            volume=request.volume,
-            auto_answer=bool(request.autoanswer),
-            dial_permission=self.entry.options.get(CONF_DIAL_PERMISSION) or None,
-        )
+        names = _names(prompts)
+        # Known before the request: the PBX's first event may come before its reply.
+        call_ids = {
+            number: self._calls.add(
+                number, last_prompt=names[-1] if names else None, acknowledge=request.acknowledge
+            )
+            for number in normalize_numbers(targets)
+        }
+        try:
+            played = await self.client.async_play(
+                targets,
+                prompts,
+                count=request.repeat,
+                volume=request.volume,
+                auto_answer=bool(request.autoanswer),
+                dial_permission=self.entry.options.get(CONF_DIAL_PERMISSION) or None,
+            )
+        except BaseException:
+            for call_id in call_ids.values():
+                self._calls.discard(call_id)
+            raise
+        for number, _ in played.failures:
+            self._calls.discard(call_ids[number])
         outcome = played.failures[0][1] if played.failures and not played.accepted else None
         self._blocked.update(outcome)
         self._certificate.update(outcome)
-        # No call id: events 30011/30018 tell the outcome, matched by number.
         return self.async_placed(
-            ((playback.number, None) for playback in played.accepted), played.failures
+            ((playback.number, call_ids[playback.number]) for playback in played.accepted),
+            played.failures,
         )
+
+    @callback
+    def _on_event(self, event: YeastarPEvent) -> None:
+        """One event of the PBX: what it means for our calls goes to the outcomes.
+
+        An acknowledged call is ended at once, as on the other backends: the person has
+        confirmed, the rest of the prompts need not play.
+        """
+        for call_event in self._calls.events(event):
+            self.async_report(call_event)
+            if call_event.status is CallStatus.ACKNOWLEDGED and call_event.call_id:
+                self.entry.async_create_background_task(
+                    self.hass,
+                    self.async_hang_up(call_event.call_id),
+                    f"{DOMAIN} hang up an acknowledged call",
+                )
+
+    async def async_hang_up(self, call_id: str) -> bool:
+        """End a call in progress (its channel is known from the events); False if not.
+
+        A failure is logged, not raised: the call ends by itself once its prompts end.
+        """
+        if (channel := self._calls.channel(call_id)) is None:
+            return False
+        try:
+            return await self.client.hangup(channel)
+        except VoicePromptError as err:
+            LOGGER.warning("%s: hanging up a call failed: %s", self.entry.title, err)
+            return False
 
     async def _async_upload(self, speech: Speech) -> str:
         """The spoken message as a Custom Prompt, named by its content: uploaded once."""
@@ -187,14 +264,21 @@ class YeastarPBackend(Backend):
         return upload.name
 
     async def async_close(self) -> None:
-        """Revoke the token."""
+        """Close the event socket and revoke the token."""
+        await self.events.async_close()
         await self.client.async_close()
 
+    async def async_stop(self) -> None:
+        """The event socket must not outlive Home Assistant."""
+        await self.events.async_close()
+
     def diagnostics(self) -> dict[str, Any]:
-        """What the PBX said about itself and the client's state."""
+        """What the PBX said about itself, the client's and the event socket's state."""
         return {
             "device": None if self.system is None else asdict(self.system),
             "client": self.client.diagnostics(),
+            "events": self.events.diagnostics(),
+            "calls": self._calls.diagnostics(),
         }
 
 
