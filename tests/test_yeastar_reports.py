@@ -111,7 +111,7 @@ async def test_played(hass: HomeAssistant, pbx: FakeYeastarPBX, reporting: MockC
         ("486", "busy"),
         ("480", "no_answer"),
         ("487", "no_answer"),
-        ("603", "rejected"),
+        ("603", "no_answer"),  # Yeastar: "the call is timed out"
         ("404", "failed"),
         ("484", "failed"),
     ],

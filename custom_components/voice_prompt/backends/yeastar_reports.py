@@ -31,14 +31,15 @@ from .outcomes import REMEMBERED_CALLS
 
 type _Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-# What a CallFailed report's SIP code means; other codes (404, 484) and reasons in words
-# (DND, Line unreachable) are failures with the PBX's reason. 480 (nobody answered in
-# time) and 487 (the ringing was cancelled before anyone answered) both mean no answer.
+# What a CallFailed report's SIP code means, as Yeastar's report table explains them (not
+# always as SIP would: its 603 is a ring that timed out); other codes (404, 484) and
+# reasons in words (DND, Line unreachable) are failures with the PBX's reason. The PBX
+# names a decline 486 too, so "busy" covers both.
 _FAILED_STATUS: Final = {
     "486": CallStatus.BUSY,
-    "480": CallStatus.NO_ANSWER,
-    "487": CallStatus.NO_ANSWER,
-    "603": CallStatus.REJECTED,
+    "480": CallStatus.NO_ANSWER,  # not answered
+    "487": CallStatus.NO_ANSWER,  # the ringing was cancelled
+    "603": CallStatus.NO_ANSWER,  # "the call is timed out"
 }
 
 
