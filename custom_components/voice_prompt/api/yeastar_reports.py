@@ -107,10 +107,10 @@ def _text(value: Any, limit: int) -> str | None:
         value = str(value)
     if not isinstance(value, str):
         return None
-    value = value.strip()
-    if not value or len(value) > limit or not value.isprintable():
+    text = value.strip()
+    if not text or len(text) > limit or not text.isprintable():
         return None
-    return value
+    return text
 
 
 def _optional(value: Any) -> str | None:
