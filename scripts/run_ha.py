@@ -415,10 +415,13 @@ async def call_action(
     return dict(reply["result"]["response"])
 
 
-def check_calls(response: dict[str, Any], expected: int) -> None:
-    """Every extension must have a call id."""
-    if len(response.get("calls", [])) != expected:
+def check_calls(response: dict[str, Any], expected: int, status: str | None = None) -> None:
+    """Every target must have a call id (and, waited for, the outcome ``status``)."""
+    calls = response.get("calls", [])
+    if len(calls) != expected:
         raise DemoError(f"expected {expected} call ids, got {response}")
+    if status is not None and any(call.get("status") != status for call in calls):
+        raise DemoError(f"expected every call to end {status}, got {response}")
 
 
 def show(title: str, data: Any) -> None:
@@ -436,16 +439,26 @@ def tail(path: Path, needle: str) -> list[str]:
 
 
 async def pbx_demo(
-    session: aiohttp.ClientSession, base: str, token: str, pbx: Pbx, extensions: list[str]
+    session: aiohttp.ClientSession,
+    base: str,
+    token: str,
+    pbx: Pbx,
+    extensions: list[str],
+    *,
+    wait: bool,
 ) -> None:
-    """Add the PBX and ring one extension, then a list of them."""
+    """Add the PBX and ring one extension, then a list of them (waiting for the outcomes).
+
+    ``wait``: the simulator reports how each call ended to Home Assistant's webhook.
+    """
     entry = await add_pbx(session, base, token, pbx)
     one = await play(session, base, token, entry["entry_id"], extensions[0], "hello111+queue1")
-    show("response (one extension)", one)
-    many = await play(session, base, token, entry["entry_id"], extensions, ["doorbell"])
-    show("response (a list of extensions)", many)
+    show("response (one extension: placed)", one)
+    data = {"config_entry_id": entry["entry_id"], "target": extensions, "prompt": ["doorbell"]}
+    many = await call_action(session, base, token, data | ({"wait": True} if wait else {}))
+    show(f"response (a list of extensions{', waited for' if wait else ''})", many)
     check_calls(one, 1)
-    check_calls(many, len(extensions))
+    check_calls(many, len(extensions), "played" if wait else None)
 
 
 async def p_series_demo(session: aiohttp.ClientSession, base: str, token: str, port: int) -> None:
@@ -453,8 +466,10 @@ async def p_series_demo(session: aiohttp.ClientSession, base: str, token: str, p
     form = {"host": "127.0.0.1", "port": port, **P_APP, "verify_ssl": False}
     entry = await add_entry(session, base, token, "yeastar_p", form)
     prompt = {"config_entry_id": entry["entry_id"], "target": "1000", "prompt": "doorbell"}
-    played = await call_action(session, base, token, prompt | {"repeat": 2, "volume": 12})
-    show("P-Series: response (prompt, repeat 2, volume 12)", played)
+    played = await call_action(
+        session, base, token, prompt | {"repeat": 2, "volume": 12, "wait": True}
+    )
+    show("P-Series: response (prompt, repeat 2, volume 12, waited for)", played)
     spoken = {
         "config_entry_id": entry["entry_id"],
         "target": ["1000", "6300"],  # an extension and a paging group
@@ -464,7 +479,7 @@ async def p_series_demo(session: aiohttp.ClientSession, base: str, token: str, p
     }
     said = await call_action(session, base, token, spoken)
     show("P-Series: response (a spoken message to an extension and a paging group)", said)
-    check_calls(played, 1)
+    check_calls(played, 1, "played")
     check_calls(said, 2)
 
 
@@ -614,7 +629,7 @@ async def run_demo(args: argparse.Namespace) -> int:
             urls = {"external_url": DEMO_EXTERNAL_URL, "internal_url": base}
             await update_core_config(session, base, token, urls)
             show("Home Assistant URLs", f"{urls} (config/core/update)")
-            await pbx_demo(session, base, token, pbx, args.extension)
+            await pbx_demo(session, base, token, pbx, args.extension, wait=not args.pbx_host)
             await p_series_demo(session, base, token, p_port)
             await teams_demo(session, base, token)
             if args.asterisk:
