@@ -263,7 +263,11 @@ async def test_outcomes_are_offered_only_while_subscribed(
 
     with pytest.raises(ServiceValidationError) as refused:
         await play_prompt(hass, p_loaded, target="1000", prompt="doorbell", wait=True)
-    assert refused.value.translation_key == "fields_not_supported"
+    assert refused.value.translation_key == "events_unavailable"
+    assert str(refused.value).startswith(
+        f"{p_loaded.title} (Yeastar P-Series PBX) cannot use wait now: it hears no call "
+        "events (the PBX's event socket is reconnecting, last error: "
+    )
     assert fake_p.calls("call/play_prompt") == []
     # Without wait the call is placed (and still gets a call id).
     response = await play_prompt(hass, p_loaded, target="1000", prompt="doorbell")

@@ -26,7 +26,7 @@ from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import entity_registry as er, issue_registry as ir
 from homeassistant.setup import async_setup_component
 from tests.conftest import play_prompt, serve_home_assistant
-from tests.fakes.yeastar import FakeYeastarPBX
+from tests.fakes.yeastar import V2_FIRMWARE_VERSION, FakeYeastarPBX
 from tests.fakes.yeastar_reports import FORGED_SOURCE, PLAYED, REASONS
 
 DOMAIN = "voice_prompt"
@@ -262,6 +262,14 @@ async def test_no_internal_url_keeps_placing(
     assert "outcome_events" not in config_entry.runtime_data.capabilities.names()
     with pytest.raises(ServiceValidationError) as raised:
         await play_prompt(hass, config_entry, target="1000", prompt="hello111", wait=True)
+    assert raised.value.translation_key == "events_unavailable"
+    assert str(raised.value) == (
+        f"{config_entry.title} (Yeastar S-Series PBX) cannot use wait now: it hears no call "
+        "events (Home Assistant has no internal URL (Settings → System → Network))"
+    )
+    # A field the PBX can never honour is named as such, whatever events do.
+    with pytest.raises(ServiceValidationError) as raised:
+        await play_prompt(hass, config_entry, target="1000", prompt="x", wait=True, loop=True)
     assert raised.value.translation_key == "fields_not_supported"
     diagnostics = await async_get_config_entry_diagnostics(hass, config_entry)
     assert diagnostics["event_reports"]["listening"] is False
@@ -317,3 +325,20 @@ async def test_heartbeat_follows_a_changed_internal_url(
     assert heartbeat.body["url"] == f"192.0.2.50:8123/api/webhook/{webhook_id}"
     assert pbx.reports.target is not None
     assert pbx.reports.target.address == f"http://192.0.2.50:8123/api/webhook/{webhook_id}"
+
+
+async def test_a_pbx_pushing_events_over_tcp_gets_no_outcomes(
+    hass: HomeAssistant, ha_client: TestClient, pbx: FakeYeastarPBX, config_entry: MockConfigEntry
+) -> None:
+    """API v2 set to push its events over a TCP connection: the webhook hears nothing."""
+    pbx.firmware_version, pbx.transport = V2_FIRMWARE_VERSION, "TCP"
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert config_entry.runtime_data.client.event_transport == "TCP"
+
+    with pytest.raises(ServiceValidationError) as raised:
+        await play_prompt(hass, config_entry, target="1000", prompt="hello111", escalate=True)
+
+    assert raised.value.translation_key == "events_unavailable"
+    assert "the PBX pushes its events over TCP" in str(raised.value)
+    assert pbx.calls("call/playprompt") == []

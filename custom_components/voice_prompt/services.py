@@ -112,6 +112,8 @@ FIELD_CAPABILITIES: Final = {
     ATTR_ESCALATE: "outcome_events",
 }
 _REQUEST_FIELDS: Final = frozenset(item.name for item in fields(PlayRequest))
+# Capabilities that come with the system's call events (which may be off for a while).
+_EVENTS: Final = frozenset({"outcome_events", "dtmf"})
 
 
 def async_setup_services(hass: HomeAssistant) -> None:
@@ -233,7 +235,13 @@ def _play_request(entry: VoicePromptConfigEntry, data: Mapping[str, Any]) -> Pla
         if name in data and not getattr(capabilities, capability)
     )
     if unsupported:
-        raise _invalid("fields_not_supported", {**placeholders, "fields": ", ".join(unsupported)})
+        fields_text = ", ".join(unsupported)
+        reason = entry.runtime_data.events_unavailable
+        if reason is not None and all(FIELD_CAPABILITIES[name] in _EVENTS for name in unsupported):
+            raise _invalid(
+                "events_unavailable", {**placeholders, "fields": fields_text, "reason": reason}
+            )
+        raise _invalid("fields_not_supported", {**placeholders, "fields": fields_text})
     targets = tuple(data.get(ATTR_TARGET, data.get(ATTR_EXTENSION, ())))
     # An escalation calls one target at a time: any backend can go down a list.
     if len(targets) > 1 and not capabilities.several_targets and not data.get(ATTR_ESCALATE):

@@ -137,6 +137,15 @@ class Backend(ABC):
         """What this entry's system can do (it may depend on what setup found)."""
 
     @property
+    def events_unavailable(self) -> str | None:
+        """Why this entry hears no call events now, though its system can send them.
+
+        None: events arrive, or the system has none. The action's refusal of ``wait``,
+        ``acknowledge`` and ``escalate`` quotes it, so the user knows what to fix.
+        """
+        return None
+
+    @property
     @abstractmethod
     def device_info(self) -> DeviceInfo:
         """The device that represents the system (known after ``async_setup``)."""

@@ -220,6 +220,15 @@ class YeastarBackend(Backend):
             "event_reports": self.reports.diagnostics(),
         }
 
+    @property
+    def events_unavailable(self) -> str | None:
+        """Why the PBX's reports do not reach this entry."""
+        if self._reports_come:
+            return None
+        if self.reports.disabled_reason is not None:
+            return self.reports.disabled_reason
+        return "the PBX pushes its events over TCP, which this integration does not read"
+
     # -- internals ------------------------------------------------------------------------
 
     @property

@@ -152,6 +152,16 @@ class YeastarPBackend(Backend):
         return _WITH_EVENTS if self.events.subscribed else _CAPABILITIES
 
     @property
+    def events_unavailable(self) -> str | None:
+        """Why events do not arrive: the PBX's event socket is not subscribed."""
+        if self.events.subscribed:
+            return None
+        error = self.events.last_error
+        return f"the PBX's event socket is {self.events.state}" + (
+            f", last error: {error}" if error else ""
+        )
+
+    @property
     def device_info(self) -> DeviceInfo:
         """The PBX as the device registry shows it."""
         assert self.system is not None
