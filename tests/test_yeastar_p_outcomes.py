@@ -192,8 +192,8 @@ async def test_several_targets_each_get_their_outcome(
 async def test_escalation_stops_at_the_one_who_acknowledges(
     hass: HomeAssistant, fake_p: FakeYeastarP, p_loaded: MockConfigEntry
 ) -> None:
-    """``escalate``: 1000 does not answer, 1001 presses the key."""
-    fake_p.events.outcomes = {"1000": "no_answer", "1001": "dtmf", "1002": "played"}
+    """``escalate``: 1000 does not answer, 1001 hears it without the key, 1002 presses it."""
+    fake_p.events.outcomes = {"1000": "no_answer", "1001": "played", "1002": "dtmf"}
     response = await play_prompt(
         hass,
         p_loaded,
@@ -202,11 +202,16 @@ async def test_escalation_stops_at_the_one_who_acknowledges(
         acknowledge="1",
         escalate=True,
     )
-    assert response["acknowledged_by"] == "1001"
-    assert [call["status"] for call in response["calls"]] == ["no_answer", "acknowledged"]
+    assert response["acknowledged_by"] == "1002"
+    assert [call["status"] for call in response["calls"]] == [
+        "no_answer",
+        "played",
+        "acknowledged",
+    ]
     assert [request.body["number"] for request in fake_p.calls("call/play_prompt")] == [
         "1000",
         "1001",
+        "1002",
     ]
 
 

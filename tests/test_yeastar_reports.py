@@ -342,3 +342,27 @@ async def test_a_pbx_pushing_events_over_tcp_gets_no_outcomes(
     assert raised.value.translation_key == "events_unavailable"
     assert "the PBX pushes its events over TCP" in str(raised.value)
     assert pbx.calls("call/playprompt") == []
+
+
+async def test_escalation_goes_on_until_someone_hears_it(
+    hass: HomeAssistant, pbx: FakeYeastarPBX, reporting: MockConfigEntry
+) -> None:
+    """No key on the S-Series: 1000 does not answer, 1001 is busy, 1010 hears the prompt."""
+    pbx.reports.outcomes = {"1000": "480", "1001": "486"}
+
+    response = await play_prompt(
+        hass, reporting, target=["1000", "1001", "1010"], prompt="hello111", escalate=True
+    )
+
+    assert response["acknowledged_by"] == "1010"
+    assert [(call["target"], call["status"]) for call in response["calls"]] == [
+        ("1000", "no_answer"),
+        ("1001", "busy"),
+        ("1010", "played"),
+    ]
+    # One after another: each extension rang once the one before it had its outcome.
+    assert [request.body["extid"] for request in pbx.calls("extension/playprompt")] == [
+        "1000",
+        "1001",
+        "1010",
+    ]

@@ -72,6 +72,7 @@ class ReportSender:
     def __init__(self, outcome: str | None = None) -> None:
         """Reports of ``outcome`` (None: none), well-formed, from the fake's address, once."""
         self.outcome = outcome
+        self.outcomes: dict[str, str] = {}  # extension → its own outcome, over ``outcome``
         self.malformed = False
         self.forged = False
         self.replays = 0  # copies sent after the report was accepted
@@ -98,11 +99,10 @@ class ReportSender:
 
     def played(self, callid: str, extension: str, prompt: str, *, v2: bool) -> None:
         """A play the PBX accepted: its report follows (if a login named a URL)."""
-        if self.outcome is None or self.target is None or self.target.url is None:
+        outcome = self.outcomes.get(extension, self.outcome)
+        if outcome is None or self.target is None or self.target.url is None:
             return
-        body = (
-            MALFORMED_BODY if self.malformed else _body(self.outcome, callid, extension, prompt, v2)
-        )
+        body = MALFORMED_BODY if self.malformed else _body(outcome, callid, extension, prompt, v2)
         delivery = Delivery(self.target.address, body, FORGED_SOURCE if self.forged else None)
         self.deliveries.append(delivery)
         task = asyncio.get_running_loop().create_task(self._deliver(delivery))
