@@ -131,8 +131,19 @@ def pbx_name() -> Generator[str]:
         patch("homeassistant.helpers.aiohttp_client._async_make_resolver", return_value=resolver),
         # The certificate is read before the login, outside those sessions.
         patch("custom_components.voice_prompt.api.tls.ThreadedResolver", return_value=resolver),
+        # Where event reports may come from: the entry resolves the PBX's name itself.
+        patch("socket.getaddrinfo", side_effect=_getaddrinfo(socket.getaddrinfo)),
     ):
         yield PBX_NAME
+
+
+def _getaddrinfo(system: Any) -> Any:
+    """socket.getaddrinfo knowing PBX_NAME as 127.0.0.1 (the test plugin refuses names)."""
+
+    def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        return system("127.0.0.1" if host == PBX_NAME else host, port, *args, **kwargs)
+
+    return getaddrinfo
 
 
 def _user_input(pbx: FakeYeastarPBX, **changes: Any) -> dict[str, Any]:
